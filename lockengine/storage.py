@@ -1,0 +1,192 @@
+"""Aligned O_DIRECT sector I/O on block devices and files, every I/O bounded by a timeout.
+
+A blocked read or write cannot be interrupted from Python, so each I/O runs on a worker thread
+that owns its own file descriptor and page-aligned buffer. The caller waits at most ``timeout``
+seconds; on expiry the worker is abandoned (it keeps its fd until the kernel returns) and the next
+I/O gets a fresh worker with a fresh fd. A hung path therefore costs one parked thread, never a
+hung lease holder — the same contract as sanlock's AIO timeouts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import queue
+import stat
+import struct
+import threading
+from typing import Callable, Protocol
+
+from .errors import InputError, LockError
+
+BLKSSZGET = 0x1268
+BLKGETSIZE64 = 0x80081272
+MAX_IO = 8 << 20
+
+
+class Storage(Protocol):
+    """The seam every lease algorithm talks through; tests wrap it to inject faults."""
+
+    path: str
+    sector_size: int
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes: ...
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None: ...
+
+    def size(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def device_sector_size(path: str) -> int:
+    """Logical sector size: BLKSSZGET for a block device; sanlock treats regular files as 512."""
+    st = os.stat(path)
+    if not stat.S_ISBLK(st.st_mode):
+        return 512
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = fcntl.ioctl(fd, BLKSSZGET, b"\0" * 4)
+        return int(struct.unpack("<i", buf)[0])
+    finally:
+        os.close(fd)
+
+
+def device_size(path: str) -> int:
+    st = os.stat(path)
+    if not stat.S_ISBLK(st.st_mode):
+        return st.st_size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = fcntl.ioctl(fd, BLKGETSIZE64, b"\0" * 8)
+        return int(struct.unpack("<Q", buf)[0])
+    finally:
+        os.close(fd)
+
+
+class _Worker:
+    """One thread, one O_DIRECT fd, one aligned buffer."""
+
+    def __init__(self, path: str, flags: int) -> None:
+        self.fd = os.open(path, flags)
+        self.buf = mmap.mmap(-1, 1 << 20)
+        self.jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self.replies: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=f"io:{path}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                break
+            try:
+                self.replies.put((True, job()))
+            except BaseException as exc:  # handed to the waiting caller
+                self.replies.put((False, exc))
+        os.close(self.fd)
+        self.buf.close()
+
+    def ensure_buffer(self, length: int) -> memoryview:
+        if len(self.buf) < length:
+            self.buf.close()
+            self.buf = mmap.mmap(-1, length)
+        return memoryview(self.buf)[:length]
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+
+class DirectStorage:
+    """O_DIRECT|O_SYNC access to one device or file."""
+
+    def __init__(self, path: str, sector_size: int | None = None, readonly: bool = False) -> None:
+        if not os.path.exists(path):
+            raise InputError("path", path, "give an existing block device or file")
+        self.path = path
+        self.sector_size = sector_size or device_sector_size(path)
+        if self.sector_size not in (512, 4096):
+            raise InputError("sector_size", self.sector_size, "use 512 or 4096")
+        self._flags = os.O_DIRECT | (os.O_RDONLY if readonly else os.O_RDWR | os.O_SYNC)
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = _Worker(path, self._flags)
+        self.abandoned = 0
+
+    def size(self) -> int:
+        return device_size(self.path)
+
+    def _check_aligned(self, offset: int, length: int) -> None:
+        s = self.sector_size
+        if offset % s or length % s or length <= 0 or length > MAX_IO:
+            raise InputError(
+                "offset/length", f"{offset}/{length}",
+                f"I/O must be whole {s}-byte sectors at a multiple of {s}, at most {MAX_IO} bytes",
+            )
+
+    def _submit(self, make_job: Callable[[_Worker], Callable[[], object]], timeout: float, what: str) -> object:
+        with self._lock:
+            if self._worker is None:
+                raise LockError("ERROR", f"{self.path}: storage is closed")
+            worker = self._worker
+            worker.jobs.put(make_job(worker))
+            try:
+                ok, value = worker.replies.get(timeout=timeout)
+            except queue.Empty:
+                # Abandon the hung I/O: its thread keeps the old fd; we continue on a new one.
+                worker.stop()
+                self.abandoned += 1
+                try:
+                    self._worker = _Worker(self.path, self._flags)
+                except OSError:
+                    self._worker = None
+                raise LockError("AIO_TIMEOUT", f"{what} on {self.path} did not complete in {timeout:g} s") from None
+        if not ok:
+            assert isinstance(value, BaseException)
+            raise value
+        return value
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        self._check_aligned(offset, length)
+
+        def job_for(w: _Worker) -> Callable[[], object]:
+            def job() -> bytes:
+                view = w.ensure_buffer(length)
+                n = os.preadv(w.fd, [view], offset)
+                if n != length:
+                    raise OSError(5, f"short read: {n} of {length} bytes at {offset}")
+                return bytes(view)
+
+            return job
+
+        result = self._submit(job_for, timeout, f"read of {length} bytes at {offset}")
+        assert isinstance(result, bytes)
+        return result
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        length = len(data)
+        self._check_aligned(offset, length)
+
+        def job_for(w: _Worker) -> Callable[[], object]:
+            def job() -> None:
+                view = w.ensure_buffer(length)
+                view[:] = data
+                n = os.pwritev(w.fd, [view], offset)
+                if n != length:
+                    raise OSError(5, f"short write: {n} of {length} bytes at {offset}")
+
+            return job
+
+        self._submit(job_for, timeout, f"write of {length} bytes at {offset}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
+
+    def __enter__(self) -> DirectStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
