@@ -1,0 +1,392 @@
+"""Delta leases: a host's claim on its host_id slot in a lockspace (sanlock-facts §2, §6, §7).
+
+A holder proves it is alive by rewriting its slot with a new timestamp every 2·io. Other hosts never
+compare timestamps across machines; they note *when they saw a change* on their own clock and judge
+a host dead 8·io + fire_timeout after the last change they saw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .errors import InputError, LockError
+from .ondisk import (
+    BITMAP_OFFSET,
+    BITMAP_SIZE,
+    LEADER_SIZE,
+    DeltaRecord,
+    Geometry,
+    Leader,
+    bitmap_test,
+    bitmap_with,
+    decode_delta_sector,
+    encode_name,
+    geometry_from_flags,
+    leader_checksum_ok,
+    verify_delta_leader,
+)
+from .storage import Storage
+
+Clock = Callable[[], float]
+Sleeper = Callable[[float], None]
+
+DEFAULT_FIRE_TIMEOUT = 60
+GEOMETRY_PROBE = 4096
+
+
+def monotime(clock: Clock = time.monotonic) -> int:
+    """sanlock's on-disk timestamp: whole seconds of the writer's monotonic clock, never 0 (= free)."""
+    return max(1, int(clock()))
+
+
+def host_dead_seconds(io_timeout: int, fire_timeout: int = DEFAULT_FIRE_TIMEOUT) -> int:
+    return 8 * io_timeout + fire_timeout
+
+
+def read_lockspace_geometry(storage: Storage, offset: int, space_name: str, timeout: float) -> Geometry:
+    """Geometry from host 1's record, as sanlock does on lockspace start (the first 4 KiB)."""
+    probe = max(GEOMETRY_PROBE, storage.sector_size)
+    buf = storage.read(offset, probe, timeout)
+    ld = verify_delta_leader(buf, 0, space_name)
+    geom = geometry_from_flags(ld.sector_size, ld.flags)
+    if geom.sector_size % storage.sector_size:
+        raise LockError(
+            "LEADER_SECTORSIZE",
+            f"lockspace {space_name!r} uses {geom.sector_size}-byte sectors but {storage.path} has {storage.sector_size}",
+        )
+    return geom
+
+
+def abortable_sleep(seconds: float, abort: threading.Event | None, what: str) -> None:
+    if abort is None:
+        time.sleep(seconds)
+    elif abort.wait(seconds):
+        raise LockError("ERROR", f"{what}: aborted")
+
+
+class DeltaLease:
+    """Our host_id lease in one lockspace: acquire, renew, release."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        space_name: str,
+        host_id: int,
+        offset: int,
+        *,
+        host_name: str,
+        io_timeout: int = 10,
+        geometry: Geometry | None = None,
+        fire_timeout: int = DEFAULT_FIRE_TIMEOUT,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float, threading.Event | None, str], None] = abortable_sleep,
+    ) -> None:
+        encode_name(space_name, "lockspace name")
+        encode_name(host_name, "host_name")
+        if not 1 <= io_timeout <= 255:
+            raise InputError("io_timeout", io_timeout, "use a whole number of seconds from 1 to 255")
+        self.storage = storage
+        self.space_name = space_name
+        self.host_id = host_id
+        self.offset = offset
+        self.host_name = host_name
+        self.io_timeout = io_timeout
+        self.fire_timeout = fire_timeout
+        self.clock = clock
+        self._sleep = sleep
+        self.geometry = geometry or read_lockspace_geometry(storage, offset, space_name, io_timeout)
+        if offset % self.geometry.align_size:
+            raise InputError("offset", offset, f"lockspace offsets are multiples of {self.geometry.align_size}")
+        self.geometry.check_host_id(host_id)
+        self.generation = 0
+        self.last_success = 0.0
+        self._last_written: bytes | None = None
+        self._prev_renewal_ok = False
+        self._bits: dict[int, float] = {}
+        self._event = (0, 0, 0)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def slot_offset(self) -> int:
+        return self.offset + self.geometry.host_offset(self.host_id)
+
+    def _read_slot(self) -> tuple[bytes, Leader]:
+        raw = self.storage.read(self.slot_offset, self.geometry.sector_size, self.io_timeout)
+        return raw, verify_delta_leader(raw, 0, self.space_name)
+
+    def _bitmap(self, now: float) -> bytes:
+        with self._lock:
+            self._bits = {h: until for h, until in self._bits.items() if until > now}
+            return bitmap_with(set(self._bits))
+
+    def request_bit(self, host_id: int, seconds: float) -> None:
+        """Set host_id's bit in our next renewals for ``seconds`` (requests and events, facts §7)."""
+        self.geometry.check_host_id(host_id, "target host_id")
+        with self._lock:
+            self._bits[host_id] = max(self._bits.get(host_id, 0.0), self.clock() + seconds)
+
+    def set_event(self, host_id: int, generation: int, event: int, data: int) -> None:
+        self._event = (generation, event, data)
+        self.request_bit(host_id, 6 * self.io_timeout)
+
+    def _record(self, base: Leader, timestamp: int, now: float) -> bytes:
+        gen, event, data = self._event
+        ld = replace(
+            base,
+            owner_id=self.host_id,
+            resource_name=self.host_name,
+            timestamp=timestamp,
+            io_timeout=self.io_timeout & 0xFF,
+            write_id=gen,
+            write_generation=event,
+            write_timestamp=data,
+        )
+        return DeltaRecord(ld, self._bitmap(now)).encode_sector(self.geometry.sector_size)
+
+    # ------------------------------------------------------------------ acquire
+
+    def acquire(
+        self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None
+    ) -> Leader:
+        """Take our host_id slot; blocks ~2·io on a free or own slot, longer if another name held it."""
+        say = progress or (lambda _msg: None)
+        raw, ld = self._read_slot()
+        other_io = ld.io_timeout or self.io_timeout
+        if ld.timestamp != 0 and ld.resource_name != self.host_name:
+            wait = max(host_dead_seconds(other_io, self.fire_timeout), 8 * other_io)
+            say(f"waiting {wait} s for host id {self.host_id}: slot last held by {ld.resource_name!r}")
+            self._sleep(wait, abort, "acquire host id")
+            raw2, ld2 = self._read_slot()
+            if raw2[:LEADER_SIZE] != raw[:LEADER_SIZE] and ld2.timestamp != 0:
+                raise LockError(
+                    "HOSTID_BUSY",
+                    f"host id {self.host_id} in {self.space_name!r} is renewed by {ld2.resource_name!r}",
+                )
+            ld = ld2
+        now = self.clock()
+        ts = monotime(self.clock)
+        base = replace(ld, owner_generation=ld.owner_generation + 1)
+        sector = self._record(base, ts, now)
+        self.storage.write(self.slot_offset, sector, self.io_timeout)
+        wait = 2 * other_io
+        say(f"waiting {wait} s for host id {self.host_id}")
+        self._sleep(wait, abort, "acquire host id")
+        raw3, ld3 = self._read_slot()
+        if raw3[:LEADER_SIZE] != sector[:LEADER_SIZE]:
+            raise LockError(
+                "HOSTID_BUSY",
+                f"host id {self.host_id} in {self.space_name!r} was written by {ld3.resource_name!r} while we acquired",
+            )
+        self.generation = base.owner_generation
+        self.last_success = now
+        self._last_written = sector
+        self._prev_renewal_ok = True
+        return ld3
+
+    # ------------------------------------------------------------------ renew
+
+    def renew(self) -> bytes:
+        """Read the whole lockspace, check our slot is still ours, write it with a new timestamp.
+
+        Returns the area read so the caller can judge other hosts. Corruption raises at once
+        (RENEW_OWNER, RENEW_DIFF, LEADER_*); I/O failures raise AIO_TIMEOUT or OSError.
+        """
+        if self._last_written is None:
+            raise LockError("ERROR", f"host id {self.host_id} in {self.space_name!r} is not held")
+        start = self.clock()
+        prev_ok, self._prev_renewal_ok = self._prev_renewal_ok, False
+        area = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
+        off = self.geometry.host_offset(self.host_id)
+        ld = verify_delta_leader(area, off, self.space_name)
+        if (ld.owner_id, ld.owner_generation, ld.resource_name) != (self.host_id, self.generation, self.host_name):
+            raise LockError(
+                "RENEW_OWNER",
+                f"slot {self.host_id} now names {ld.resource_name!r} id {ld.owner_id} gen {ld.owner_generation}",
+            )
+        sector_size = self.geometry.sector_size
+        if prev_ok and area[off : off + sector_size] != self._last_written:
+            raise LockError("RENEW_DIFF", f"slot {self.host_id} differs from our last write")
+        sector = self._record(ld, monotime(self.clock), start)
+        self.storage.write(
+            self.offset + off, sector, host_dead_seconds(self.io_timeout, self.fire_timeout)
+        )
+        self._last_written = sector
+        self.last_success = start
+        self._prev_renewal_ok = True
+        return area
+
+    # ------------------------------------------------------------------ release
+
+    def release(self) -> None:
+        """Free the slot: our last record with timestamp 0; owner, generation and name are kept."""
+        if self._last_written is None:
+            return
+        raw, ld = self._read_slot()
+        if (ld.owner_id, ld.owner_generation, ld.resource_name) != (self.host_id, self.generation, self.host_name):
+            raise LockError("RENEW_OWNER", f"slot {self.host_id} is no longer ours; not releasing it")
+        last = decode_delta_sector(self._last_written, 0).leader
+        sector = DeltaRecord(replace(last, timestamp=0)).encode_sector(self.geometry.sector_size)
+        self.storage.write(self.slot_offset, sector, self.io_timeout)
+        self._last_written = None
+        self._prev_renewal_ok = False
+
+
+# ---------------------------------------------------------------------- liveness
+
+
+HOST_STATES = ("FREE", "LIVE", "FAIL", "DEAD", "UNKNOWN")
+
+
+@dataclass
+class HostInfo:
+    host_id: int
+    owner_id: int
+    generation: int
+    timestamp: int
+    host_name: str
+    io_timeout: int
+    first_check: float
+    last_check: float
+    last_live: float
+    state: str = "UNKNOWN"
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class HostEvent:
+    """Our bit was set in ``host_id``'s bitmap; ``event`` is non-zero for set_event."""
+
+    host_id: int
+    generation: int
+    event: int
+    data: int
+
+
+def _never_acquired(rec: memoryview) -> bool:
+    ld = decode_delta_sector(rec, 0).leader
+    return ld.owner_id == 0 and ld.owner_generation == 0 and ld.timestamp == 0 and leader_checksum_ok(rec, 0)
+
+
+class HostTable:
+    """Liveness of every slot in a lockspace, judged from OUR observation times (facts §7)."""
+
+    def __init__(
+        self,
+        space_name: str,
+        geometry: Geometry,
+        our_host_id: int,
+        fire_timeout: int = DEFAULT_FIRE_TIMEOUT,
+        our_io_timeout: int = 10,
+    ) -> None:
+        self.space_name = space_name
+        self.geometry = geometry
+        self.our_host_id = our_host_id
+        self.fire_timeout = fire_timeout
+        self.our_io_timeout = our_io_timeout
+        self._raw: dict[int, bytes] = {}
+        self._info: dict[int, HostInfo] = {}
+        self._lock = threading.Lock()
+        self._template: bytes | None = None
+
+    def observe(self, area: bytes, now: float) -> list[HostEvent]:
+        """Note every slot's record; return the hosts whose bitmap has our bit set."""
+        s = self.geometry.sector_size
+        view = memoryview(area)
+        events: list[HostEvent] = []
+        span = BITMAP_OFFSET + BITMAP_SIZE
+        with self._lock:
+            for host_id in range(1, self.geometry.max_hosts + 1):
+                off = (host_id - 1) * s
+                if off + span > len(view):
+                    break
+                rec = view[off : off + span]
+                known = self._raw.get(host_id)
+                if known is None:
+                    # Never-acquired slots are byte-identical, so one comparison skips each of them.
+                    if self._template is not None and rec[:LEADER_SIZE] == self._template:
+                        continue
+                    if self._template is None and _never_acquired(rec):
+                        self._template = bytes(rec[:LEADER_SIZE])
+                        continue
+                if known is not None and rec == known:
+                    self._info[host_id].last_check = now
+                    continue
+                self._note(host_id, bytes(rec), now)
+                info = self._info.get(host_id)
+                if info is not None and host_id != self.our_host_id and bitmap_test(rec[BITMAP_OFFSET:], self.our_host_id):
+                    ld = decode_delta_sector(rec, 0).leader
+                    events.append(HostEvent(host_id, ld.write_id, ld.write_generation, ld.write_timestamp))
+        return events
+
+    def observe_slot(self, host_id: int, raw: bytes, now: float) -> HostInfo | None:
+        """Note one slot read outside a renewal (paxos acquire re-reads an owner every second)."""
+        with self._lock:
+            known = self._raw.get(host_id)
+            rec = raw[: BITMAP_OFFSET + BITMAP_SIZE]
+            if known is not None and rec == known:
+                self._info[host_id].last_check = now
+            else:
+                self._note(host_id, bytes(rec), now)
+            return self._info.get(host_id)
+
+    def _note(self, host_id: int, rec: bytes, now: float) -> None:
+        if not leader_checksum_ok(rec, 0):
+            return  # a torn or foreign record tells us nothing; keep the last good view
+        ld = decode_delta_sector(rec, 0).leader
+        if ld.space_name != self.space_name:
+            return
+        self._raw[host_id] = rec
+        old = self._info.get(host_id)
+        if old is None:
+            self._info[host_id] = HostInfo(
+                host_id, ld.owner_id, ld.owner_generation, ld.timestamp, ld.resource_name,
+                ld.io_timeout or self.our_io_timeout, now, now, now,
+            )
+            return
+        if (old.owner_id, old.generation, old.timestamp) != (ld.owner_id, ld.owner_generation, ld.timestamp):
+            old.last_live = now
+        old.owner_id, old.generation, old.timestamp = ld.owner_id, ld.owner_generation, ld.timestamp
+        old.host_name = ld.resource_name
+        old.io_timeout = ld.io_timeout or self.our_io_timeout
+        old.last_check = now
+
+    def info(self, host_id: int) -> HostInfo | None:
+        with self._lock:
+            return self._info.get(host_id)
+
+    def state(self, host_id: int, now: float) -> str:
+        with self._lock:
+            info = self._info.get(host_id)
+            return self._state(info, host_id, now)
+
+    def _state(self, info: HostInfo | None, host_id: int, now: float) -> str:
+        if info is None:
+            return "FREE" if self._raw else "UNKNOWN"
+        if info.timestamp == 0:
+            return "FREE"
+        if host_id == self.our_host_id:
+            return "LIVE"
+        oio = info.io_timeout or self.our_io_timeout
+        age = now - info.last_live
+        if age > host_dead_seconds(oio, self.fire_timeout):
+            return "DEAD"
+        if age > 8 * oio:
+            return "FAIL"
+        if info.first_check == info.last_live:
+            return "UNKNOWN"
+        return "LIVE"
+
+    def hosts(self, now: float) -> list[HostInfo]:
+        with self._lock:
+            out = []
+            for host_id in sorted(self._info):
+                info = self._info[host_id]
+                out.append(replace(info, state=self._state(info, host_id, now)))
+            return out

@@ -1,0 +1,109 @@
+"""Is a resource lease's owner alive? Judged from its delta lease, as sanlock's paxos acquire does.
+
+The owner is alive when its delta timestamp changes while we watch (or our host table saw it
+change at its last check). It is dead — and its watchdog has fired — once no change has been
+seen for host_dead_seconds (8·io + fire_timeout) of *our* clock, counted from the last change we
+saw, or from now when we have never watched it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from .delta import DEFAULT_FIRE_TIMEOUT, Clock, HostTable, host_dead_seconds
+from .ondisk import Geometry, Leader, verify_delta_leader
+from .storage import Storage
+
+RUN = "RUN"  # the owner is gone: run a ballot
+ALIVE = "ALIVE"  # the owner renews: refuse with ACQUIRE_IDLIVE
+WAIT = "WAIT"  # not seen renewing, not dead yet: check again in a second
+
+
+@dataclass
+class Watch:
+    """State of one wait on one owner, carried between checks."""
+
+    wait_start: float
+    last_timestamp: int
+    seen_renewing: bool = False
+
+
+class OwnerLiveness(Protocol):
+    def begin(self, leader: Leader) -> Watch: ...
+
+    def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
+        """(RUN | ALIVE | WAIT, seconds until the owner counts as dead)."""
+        ...
+
+    def holder_dead(self, host_id: int, generation: int) -> bool:
+        """Is a shared holder (host_id, generation) certainly gone?"""
+        ...
+
+
+class DeltaOwnerLiveness:
+    """Reads owners' delta records from the lockspace; uses a host table when the daemon has one."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        lockspace_offset: int,
+        space_name: str,
+        geometry: Geometry,
+        *,
+        io_timeout: int,
+        fire_timeout: int = DEFAULT_FIRE_TIMEOUT,
+        table: HostTable | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.storage = storage
+        self.offset = lockspace_offset
+        self.space_name = space_name
+        self.geometry = geometry
+        self.io_timeout = io_timeout
+        self.fire_timeout = fire_timeout
+        self.table = table
+        self.clock = clock
+
+    def _read(self, host_id: int) -> tuple[bytes, Leader]:
+        s = self.geometry.sector_size
+        raw = self.storage.read(self.offset + self.geometry.host_offset(host_id), s, self.io_timeout)
+        return raw, verify_delta_leader(raw, 0, self.space_name)
+
+    def begin(self, leader: Leader) -> Watch:
+        info = self.table.info(leader.owner_id) if self.table else None
+        if info is not None and (info.owner_id, info.generation) == (leader.owner_id, leader.owner_generation):
+            # Our latest renewal-time check saw its record change: it renews, so it is alive now.
+            renewing = info.last_live == info.last_check and info.first_check != info.last_live
+            return Watch(info.last_live, info.timestamp, renewing)
+        return Watch(self.clock(), 0)
+
+    def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
+        raw, delta = self._read(leader.owner_id)
+        now = self.clock()
+        if self.table is not None:
+            self.table.observe_slot(leader.owner_id, raw, now)
+        if delta.timestamp == 0:
+            return RUN, 0.0  # the owner released its host id, so it holds nothing
+        if delta.owner_id != leader.owner_id or delta.owner_generation > leader.owner_generation:
+            return RUN, 0.0  # the slot was re-acquired since: the lease's holder is gone
+        if watch.seen_renewing:
+            return ALIVE, 0.0
+        if watch.last_timestamp == 0:
+            watch.last_timestamp = delta.timestamp
+        elif delta.timestamp != watch.last_timestamp:
+            return ALIVE, 0.0
+        dead_after = host_dead_seconds(delta.io_timeout or self.io_timeout, self.fire_timeout)
+        remaining = dead_after - (now - watch.wait_start)
+        if remaining < 0:
+            return RUN, 0.0
+        return WAIT, remaining
+
+    def holder_dead(self, host_id: int, generation: int) -> bool:
+        _, delta = self._read(host_id)
+        if delta.timestamp == 0 or delta.owner_id != host_id or delta.owner_generation > generation:
+            return True
+        if self.table is None:
+            return False
+        return self.table.state(host_id, self.clock()) == "DEAD"

@@ -1,0 +1,388 @@
+"""Disk Paxos resource leases, on-disk compatible with sanlock 3.8 (sanlock-facts §3, §8).
+
+One lease version (lver) is one Paxos instance. A host proposes with ballot numbers that are
+congruent to its host_id modulo max_hosts, so two hosts never use the same ballot. Phase 1 writes
+our dblock with a fresh mbal and reads every dblock; phase 2 adopts the value with the highest bal
+(or proposes ourselves) and writes it with bal = mbal; any higher mbal seen aborts. Only the
+winner of phase 2 commits the leader record; it may commit another host (ACQUIRE_OTHER).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import replace
+from typing import Callable
+
+from .delta import Clock, abortable_sleep, monotime
+from .errors import CODES, InputError, LockError
+from .liveness import ALIVE, RUN, OwnerLiveness
+from .ondisk import (
+    DBLOCK_FL_RELEASED,
+    LFL_SHORT_HOLD,
+    MBLOCK_SHARED,
+    REQ_DISK_MAGIC,
+    REQ_DISK_VERSION,
+    DBlock,
+    Geometry,
+    HostSlot,
+    Leader,
+    ModeBlock,
+    RequestRecord,
+    decode_paxos_slots,
+    decode_request,
+    encode_name,
+    geometry_from_flags,
+    host_sector,
+    paxos_read_span,
+    verify_paxos_leader,
+)
+from .storage import Storage
+
+EAGAIN_SHARED = CODES["EAGAIN"]
+SH_RETRIES = 8
+
+
+class PaxosLease:
+    """One resource lease as seen by one host (host_id, generation of its delta lease)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        space_name: str,
+        resource_name: str,
+        offset: int,
+        *,
+        host_id: int,
+        generation: int,
+        geometry: Geometry | None = None,
+        io_timeout: int = 10,
+        liveness: OwnerLiveness | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float, threading.Event | None, str], None] = abortable_sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        encode_name(space_name, "lockspace name")
+        encode_name(resource_name, "resource name")
+        if host_id < 1:
+            raise InputError("host_id", host_id, "give the host id this host holds in the lockspace (>= 1)")
+        if generation < 1:
+            raise InputError("generation", generation, "give the generation of this host's delta lease (>= 1)")
+        self.storage = storage
+        self.space_name = space_name
+        self.resource_name = resource_name
+        self.offset = offset
+        self.host_id = host_id
+        self.generation = generation
+        self.io_timeout = io_timeout
+        self.liveness = liveness
+        self.clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.geometry = geometry or self._probe_geometry()
+        if offset % self.geometry.align_size:
+            raise InputError("offset", offset, f"resource offsets are multiples of {self.geometry.align_size}")
+        self.geometry.check_host_id(host_id)
+        self.leader: Leader | None = None  # what we committed (exclusive) while held
+        self.shared = False
+        self._dblock = DBlock()
+
+    # ------------------------------------------------------------------ reads
+
+    def _probe_geometry(self) -> Geometry:
+        s = max(self.storage.sector_size, 512)
+        buf = self.storage.read(self.offset, s, self.io_timeout)
+        ld = verify_paxos_leader(buf, self.space_name, self.resource_name)
+        return geometry_from_flags(ld.sector_size, ld.flags)
+
+    def _verify(self, buf: bytes) -> Leader:
+        ld = verify_paxos_leader(buf, self.space_name, self.resource_name, self.host_id)
+        if ld.sector_size != self.geometry.sector_size:
+            raise LockError(
+                "LEADER_SECTORSIZE", f"resource leader says {ld.sector_size}-byte sectors, we use {self.geometry.sector_size}"
+            )
+        return ld
+
+    def read_leader(self) -> Leader:
+        buf = self.storage.read(self.offset, self.geometry.sector_size, self.io_timeout)
+        return self._verify(buf)
+
+    def _read_area(self) -> tuple[Leader, dict[int, HostSlot]]:
+        buf = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
+        ld = self._verify(buf)
+        return ld, decode_paxos_slots(buf, self.geometry.sector_size, ld.num_hosts)
+
+    def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> None:
+        mblock = mblock or ModeBlock()
+        off = self.offset + self.geometry.dblock_offset(self.host_id)
+        self.storage.write(off, host_sector(dblock, mblock, self.geometry.sector_size), self.io_timeout)
+        self._dblock = dblock
+
+    def _write_leader(self, ld: Leader) -> None:
+        sector = bytearray(self.geometry.sector_size)
+        enc = ld.encode()
+        sector[: len(enc)] = enc
+        self.storage.write(self.offset, bytes(sector), self.io_timeout)
+
+    # ------------------------------------------------------------------ acquire
+
+    def acquire(
+        self,
+        *,
+        shared: bool = False,
+        lver: int = 0,
+        nowait: bool = False,
+        abort: threading.Event | None = None,
+    ) -> Leader:
+        """Win the lease (exclusive, or shared with ``shared``). Raises LockError with sanlock's names."""
+        if not shared:
+            return self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort)
+        for _ in range(SH_RETRIES):
+            try:
+                ld = self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort, short_hold=True)
+            except LockError as exc:
+                if exc.name != "ACQUIRE_IDLIVE" or not self._owner_short_hold():
+                    raise
+                self._sleep(self._rng.random(), abort, "shared acquire")
+                continue
+            # Hold shared: our sector says SHARED, then the leader is freed for other sharers.
+            self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock(MBLOCK_SHARED, self.generation))
+            self._release_leader(ld)
+            self.leader, self.shared = ld, True
+            return ld
+        raise LockError("ACQUIRE_SHRETRY", f"{self.resource_name}: held briefly by another host, retried {SH_RETRIES} times")
+
+    def _owner_short_hold(self) -> bool:
+        try:
+            return bool(self.read_leader().flags & LFL_SHORT_HOLD)
+        except LockError:
+            return False
+
+    def _acquire_exclusive(
+        self, *, lver: int, nowait: bool, abort: threading.Event | None, short_hold: bool = False
+    ) -> Leader:
+        while True:
+            cur, slots = self._read_area()
+            if lver and cur.lver != lver:
+                raise LockError("ACQUIRE_LVER", f"{self.resource_name}: lver is {cur.lver}, required {lver}")
+            if not self._may_run(cur, slots, nowait, abort):
+                continue  # the leader changed while we waited: start over
+            result = self._run(cur, slots, short_hold, abort)
+            if result is not None:
+                return result
+
+    def _may_run(self, cur: Leader, slots: dict[int, HostSlot], nowait: bool, abort: threading.Event | None) -> bool:
+        """True to run a ballot; False to restart; raises when the owner is alive."""
+        if cur.timestamp == 0:
+            return True
+        if cur.owner_id == self.host_id and cur.owner_generation <= self.generation:
+            return True  # ours now ("already local") or from our previous generation ("was old local")
+        owner_slot = slots.get(cur.owner_id)
+        if (
+            owner_slot is not None
+            and cur.write_id != cur.owner_id
+            and owner_slot.dblock.released
+            and owner_slot.dblock.lver == cur.lver
+        ):
+            return True  # another host committed it for the owner, and the owner has let it go
+        held = LockError(
+            "ACQUIRE_IDLIVE",
+            f"{self.resource_name} is held by host {cur.owner_id} generation {cur.owner_generation} (lver {cur.lver})",
+        )
+        if self.liveness is None:
+            raise held
+        watch = self.liveness.begin(cur)
+        while True:
+            verdict, remaining = self.liveness.check(cur, watch)
+            if verdict == RUN:
+                return True
+            if verdict == ALIVE:
+                raise held
+            if nowait:
+                raise LockError(
+                    "ACQUIRE_OWNED_RETRY",
+                    f"{self.resource_name}: owner host {cur.owner_id} not seen renewing; dead in {remaining:.0f} s",
+                )
+            self._sleep(1.0, abort, "acquire")
+            if self.read_leader() != cur:
+                return False
+
+    def _our_first_mbal(self, slots: dict[int, HostSlot], max_hosts: int) -> int:
+        max_mbal = max((s.dblock.mbal for s in slots.values() if s.checksum_ok), default=0)
+        if not max_mbal:
+            return self.host_id
+        return max_mbal - (max_mbal % max_hosts) + max_hosts + self.host_id
+
+    def _run(
+        self, cur: Leader, slots: dict[int, HostSlot], short_hold: bool, abort: threading.Event | None
+    ) -> Leader | None:
+        """Ballots for cur.lver + 1 until one completes; None means restart from a fresh read."""
+        next_lver = cur.lver + 1
+        our_mbal = self._our_first_mbal(slots, cur.max_hosts)
+        first = True
+        while True:
+            now_leader = cur if first else self.read_leader()
+            first = False
+            if now_leader.lver == next_lver:
+                if (now_leader.owner_id, now_leader.owner_generation) == (self.host_id, self.generation):
+                    self.leader, self.shared = now_leader, False
+                    return now_leader  # another host committed our proposal for us
+                raise LockError(
+                    "ACQUIRE_OWNED", f"{self.resource_name}: lver {next_lver} went to host {now_leader.owner_id}"
+                )
+            if now_leader.lver > next_lver or now_leader != cur:
+                return None
+            try:
+                chosen, sharers = self._ballot(cur.num_hosts, next_lver, our_mbal)
+            except LockError as exc:
+                if exc.name != "DBLOCK_MBAL":
+                    raise
+                self._sleep(self._rng.random(), abort, "ballot retry")
+                our_mbal += cur.max_hosts
+                continue
+            return self._commit(cur, chosen, sharers, short_hold)
+
+    def _ballot(self, num_hosts: int, next_lver: int, our_mbal: int) -> tuple[DBlock, set[tuple[int, int]]]:
+        span = min(paxos_read_span(num_hosts, self.geometry.sector_size), self.geometry.align_size)
+        mine = DBlock(mbal=our_mbal, lver=next_lver)
+        self._write_own(mine)
+        best, sharers = self._phase_read(span, num_hosts, mine)
+        if best is not None:
+            mine = DBlock(mbal=our_mbal, bal=our_mbal, inp=best.inp, inp2=best.inp2, inp3=best.inp3, lver=next_lver)
+        else:
+            mine = DBlock(
+                mbal=our_mbal, bal=our_mbal, inp=self.host_id, inp2=self.generation,
+                inp3=monotime(self.clock), lver=next_lver,
+            )
+        self._write_own(mine)
+        _, more = self._phase_read(span, num_hosts, mine)
+        return mine, sharers | more
+
+    def _phase_read(
+        self, span: int, num_hosts: int, mine: DBlock
+    ) -> tuple[DBlock | None, set[tuple[int, int]]]:
+        buf = self.storage.read(self.offset, span, self.io_timeout)
+        best: DBlock | None = None
+        sharers: set[tuple[int, int]] = set()
+        for host_id, slot in decode_paxos_slots(buf, self.geometry.sector_size, num_hosts).items():
+            if slot.mblock.shared and host_id != self.host_id:
+                sharers.add((host_id, slot.mblock.generation))
+            db = slot.dblock
+            if not slot.checksum_ok or db.lver < mine.lver:
+                continue
+            if db.lver > mine.lver:
+                raise LockError("DBLOCK_LVER", f"host {host_id} dblock is at lver {db.lver}, beyond {mine.lver}")
+            if db.mbal > mine.mbal:
+                raise LockError("DBLOCK_MBAL", f"host {host_id} ballot {db.mbal} beats ours {mine.mbal}")
+            if db.inp and (best is None or db.bal > best.bal):
+                best = db
+        return best, sharers
+
+    def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> Leader:
+        new = replace(
+            cur, lver=chosen.lver, owner_id=chosen.inp, owner_generation=chosen.inp2, timestamp=chosen.inp3,
+            write_id=self.host_id, write_generation=self.generation, write_timestamp=monotime(self.clock),
+        )
+        if new.owner_id == self.host_id:
+            new = replace(new, flags=(new.flags | LFL_SHORT_HOLD) if short_hold else (new.flags & ~LFL_SHORT_HOLD))
+        self._write_leader(new)
+        if (new.owner_id, new.owner_generation) != (self.host_id, self.generation):
+            raise LockError("ACQUIRE_OTHER", f"{self.resource_name}: ballot committed host {new.owner_id}")
+        self.leader, self.shared = new, False
+        if not short_hold and sharers:
+            self._clear_sharers(sharers)
+        return new
+
+    def _clear_sharers(self, sharers: set[tuple[int, int]]) -> None:
+        """An exclusive winner may keep the lease only if no shared holder is alive."""
+        live = []
+        for host_id, gen in sorted(sharers):
+            if self.liveness is not None and self.liveness.holder_dead(host_id, gen):
+                off = self.offset + self.geometry.dblock_offset(host_id)
+                self.storage.write(off, bytes(self.geometry.sector_size), self.io_timeout)
+            else:
+                live.append(host_id)
+        if live:
+            self.release()
+            raise LockError("EAGAIN", f"{self.resource_name}: shared by live hosts {live}")
+
+    # ------------------------------------------------------------------ release
+
+    def release(self) -> None:
+        """Give the lease back: our dblock flagged RELEASED, then the leader's timestamp to 0."""
+        held = self.leader
+        if held is None:
+            raise LockError("RELEASE_OWNER", f"{self.resource_name} is not held by this host")
+        if self.shared:
+            self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock())
+            self.leader, self.shared = None, False
+            return
+        self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED))
+        self._release_leader(held)
+        self.leader = None
+
+    def _release_leader(self, held: Leader) -> None:
+        cur = self.read_leader()
+        if cur.write_id != self.host_id:
+            return  # another host committed us; our RELEASED dblock tells the next acquirer
+        if cur.lver != held.lver:
+            raise LockError("RELEASE_LVER", f"{self.resource_name}: lver is {cur.lver}, we held {held.lver}")
+        if (cur.owner_id, cur.owner_generation) != (self.host_id, self.generation):
+            raise LockError("RELEASE_OWNER", f"{self.resource_name}: owned by host {cur.owner_id}, not us")
+        self._write_leader(
+            replace(
+                cur, timestamp=0, write_id=self.host_id, write_generation=self.generation,
+                write_timestamp=monotime(self.clock), flags=cur.flags & ~LFL_SHORT_HOLD,
+            )
+        )
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def read_request(storage: Storage, offset: int, geometry: Geometry, io_timeout: int) -> RequestRecord:
+    s = geometry.sector_size
+    return decode_request(storage.read(offset + s, s, io_timeout), 0)
+
+
+def request(
+    storage: Storage,
+    offset: int,
+    space_name: str,
+    resource_name: str,
+    lver: int | None,
+    force_mode: int,
+    *,
+    io_timeout: int = 10,
+) -> Leader:
+    """Ask the owner to release: write the request record (facts §8 "Requests").
+
+    ``lver`` None means the next version (leader.lver + 1). Returns the leader read; when its
+    timestamp is 0 the lease is free and nothing was written. The caller sets the owner's bit.
+    """
+    if force_mode not in (0, 1, 2):
+        raise InputError("force_mode", force_mode, "use 1 (force), 2 (graceful) or 0 (clear)")
+    probe = storage.read(offset, max(storage.sector_size, 512), io_timeout)
+    ld = verify_paxos_leader(probe, space_name, resource_name)
+    s = ld.sector_size
+    buf = storage.read(offset, 2 * s, io_timeout)
+    ld = verify_paxos_leader(buf, space_name, resource_name)
+    if ld.timestamp == 0:
+        return ld
+    want = ld.lver + 1 if lver is None else lver
+    clearing = want == 0 and force_mode == 0
+    if not clearing and want <= ld.lver:
+        raise LockError("REQUEST_OLD", f"{resource_name}: requested lver {want} is not above the current {ld.lver}")
+    req = decode_request(buf, s)
+    if req.magic != REQ_DISK_MAGIC:
+        raise LockError("REQUEST_MAGIC", f"{resource_name}: request record magic 0x{req.magic:08x}")
+    if req.version >> 16 != REQ_DISK_VERSION >> 16:
+        raise LockError("REQUEST_VERSION", f"{resource_name}: request record version 0x{req.version:08x}")
+    if not clearing and req.lver > want:
+        raise LockError("REQUEST_LVER", f"{resource_name}: a request for lver {req.lver} is already pending")
+    sector = bytearray(s)
+    rec = RequestRecord(lver=want, force_mode=force_mode).encode()
+    sector[: len(rec)] = rec
+    storage.write(offset + s, bytes(sector), io_timeout)
+    return ld
