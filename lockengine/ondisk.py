@@ -412,42 +412,40 @@ class PaxosArea:
 _ZERO_SLOT = bytes(MBLOCK_OFFSET + MBLOCK_SIZE)
 
 
-def decode_paxos_slots(buf: bytes | memoryview, sector_size: int, num_hosts: int) -> dict[int, HostSlot]:
+def decode_paxos_slots(buf: bytes, sector_size: int, num_hosts: int) -> dict[int, HostSlot]:
     """Decode the dblock/mode block of every host sector in ``buf`` that is not all zero.
 
-    The hot path of every ballot: most of an area is zero, so the scan stops at the last non-zero
-    byte and skips zero sectors with one slice comparison each.
+    The hot path of every ballot. Hosts write their sectors from the front of the area, so the
+    scan first finds where the all-zero tail begins (a doubling search of memcmp-speed suffix
+    compares), then decodes only the sectors before it, skipping zero ones with one comparison each.
     """
-    view = memoryview(buf)
-    end = _last_nonzero(view)
+    end = _zero_tail_start(buf, sector_size)
     slots: dict[int, HostSlot] = {}
-    last_host = min(num_hosts, (end - 1) // sector_size - 1) if end else 0
+    last_host = min(num_hosts, end // sector_size - 2)
     span = MBLOCK_OFFSET + MBLOCK_SIZE
     for host_id in range(1, last_host + 1):
         off = (host_id + 1) * sector_size
-        if off + span > len(view):
-            break
-        if view[off : off + span] == _ZERO_SLOT:
+        if buf[off : off + span] == _ZERO_SLOT:
             continue
-        db = DBlock(*_DBLOCK.unpack_from(view, off))
-        ok = db.is_zero() or checksum(view[off : off + DBLOCK_CHECKSUM_LEN]) == db.checksum
-        flags, _, gen = _MBLOCK.unpack_from(view, off + MBLOCK_OFFSET)
+        db = DBlock(*_DBLOCK.unpack_from(buf, off))
+        ok = db.is_zero() or checksum(buf[off : off + DBLOCK_CHECKSUM_LEN]) == db.checksum
+        flags, _, gen = _MBLOCK.unpack_from(buf, off + MBLOCK_OFFSET)
         slots[host_id] = HostSlot(host_id, db, ModeBlock(flags, gen), ok)
     return slots
 
 
-def _last_nonzero(view: memoryview) -> int:
-    """Index after the last non-zero byte, found a block at a time from the end."""
-    step = 1 << 16
-    pos = len(view)
-    zero = bytes(step)
-    while pos > 0:
-        start = max(0, pos - step)
-        chunk = view[start:pos]
-        if chunk != zero[: pos - start]:
-            return start + len(bytes(chunk).rstrip(b"\0"))
-        pos = start
-    return 0
+_ZEROS = memoryview(bytes(8 << 20))
+
+
+def _zero_tail_start(buf: bytes, sector_size: int) -> int:
+    """A sector boundary from which ``buf`` is all zero (the first power-of-two boundary that is)."""
+    n = len(buf)
+    boundary = 2 * sector_size  # leader and request sectors are never zero
+    while boundary < n:
+        if buf.endswith(_ZEROS[: n - boundary]):
+            return boundary
+        boundary *= 2
+    return n
 
 
 def new_paxos_leader(space_name: str, resource_name: str, geom: Geometry, num_hosts: int = 0, clear: bool = False) -> Leader:
