@@ -1,0 +1,60 @@
+"""The sanlock half of the side-by-side benchmark; runs under Debian's python3 (python3-sanlock).
+
+Standalone on purpose: it imports nothing from lockengine, so it measures only sanlock.
+
+  sanlock_side.py latency PATH LS_OFF RES_OFF COUNT IO_TIMEOUT HOST_ID
+  sanlock_side.py hold PATH IO_TIMEOUT HOST_ID LOCKSPACES LEASES   (prints "ready", holds until killed)
+Prints one JSON document (latency) or "ready" then sleeps (hold).
+"""
+
+import json
+import statistics
+import sys
+import time
+
+import sanlock  # type: ignore[import-not-found]
+
+MiB = 1 << 20
+
+
+def latency(path: str, ls_off: int, res_off: int, count: int, io: int, host_id: int) -> None:
+    t = time.monotonic()
+    sanlock.add_lockspace(b"BENCH", host_id, path, ls_off, iotimeout=io)
+    join_s = time.monotonic() - t
+    fd = sanlock.register()
+    acq, rel = [], []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        sanlock.acquire(b"BENCH", b"R0", [(path, res_off)], slkfd=fd)
+        t1 = time.perf_counter()
+        sanlock.release(b"BENCH", b"R0", [(path, res_off)], slkfd=fd)
+        t2 = time.perf_counter()
+        acq.append((t1 - t0) * 1000)
+        rel.append((t2 - t1) * 1000)
+    sanlock.rem_lockspace(b"BENCH", host_id, path, ls_off)
+    print(json.dumps({"join_s": join_s, "acquire_ms": statistics.median(acq), "release_ms": statistics.median(rel)}))
+
+
+def hold(path: str, io: int, host_id: int, lockspaces: int, leases: int) -> None:
+    fd = sanlock.register()
+    stride = (leases + 1) * MiB
+    for i in range(lockspaces):
+        sanlock.add_lockspace(b"HOLD%d" % i, host_id, path, i * stride, iotimeout=io, wait=False)
+    for i in range(lockspaces):
+        while sanlock.inq_lockspace(b"HOLD%d" % i, host_id, path, i * stride) is not True:
+            time.sleep(0.2)
+    for i in range(lockspaces):
+        for j in range(leases):
+            off = i * stride + (j + 1) * MiB
+            sanlock.acquire(b"HOLD%d" % i, b"R%d" % j, [(path, off)], slkfd=fd)
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "latency":
+        latency(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]))
+    else:
+        hold(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]))
