@@ -3,7 +3,7 @@
 Standalone on purpose: it imports nothing from lockengine, so it measures only sanlock.
 
   sanlock_side.py latency PATH LS_OFF RES_OFF COUNT IO_TIMEOUT HOST_ID
-  sanlock_side.py hold PATH IO_TIMEOUT HOST_ID LOCKSPACES LEASES   (prints "ready", holds until killed)
+  sanlock_side.py holdspec PATH IO_TIMEOUT HOST_ID SPEC_JSON   (prints "ready", holds until killed)
 Prints one JSON document (latency) or "ready" then sleeps (hold).
 """
 
@@ -13,8 +13,6 @@ import sys
 import time
 
 import sanlock  # type: ignore[import-not-found]
-
-MiB = 1 << 20
 
 
 def latency(path: str, ls_off: int, res_off: int, count: int, io: int, host_id: int) -> None:
@@ -35,18 +33,18 @@ def latency(path: str, ls_off: int, res_off: int, count: int, io: int, host_id: 
     print(json.dumps({"join_s": join_s, "acquire_ms": statistics.median(acq), "release_ms": statistics.median(rel)}))
 
 
-def hold(path: str, io: int, host_id: int, lockspaces: int, leases: int) -> None:
+def hold(path: str, io: int, host_id: int, spec: str) -> None:
+    """spec: JSON [[lockspace, offset, [[resource, offset], ...]], ...]"""
+    layout = json.loads(spec)
     fd = sanlock.register()
-    stride = (leases + 1) * MiB
-    for i in range(lockspaces):
-        sanlock.add_lockspace(b"HOLD%d" % i, host_id, path, i * stride, iotimeout=io, wait=False)
-    for i in range(lockspaces):
-        while sanlock.inq_lockspace(b"HOLD%d" % i, host_id, path, i * stride) is not True:
+    for name, off, _ in layout:
+        sanlock.add_lockspace(name.encode(), host_id, path, off, iotimeout=io, wait=False)
+    for name, off, _ in layout:
+        while sanlock.inq_lockspace(name.encode(), host_id, path, off) is not True:
             time.sleep(0.2)
-    for i in range(lockspaces):
-        for j in range(leases):
-            off = i * stride + (j + 1) * MiB
-            sanlock.acquire(b"HOLD%d" % i, b"R%d" % j, [(path, off)], slkfd=fd)
+    for name, _, resources in layout:
+        for res, roff in resources:
+            sanlock.acquire(name.encode(), res.encode(), [(path, roff)], slkfd=fd)
     print("ready", flush=True)
     while True:
         time.sleep(3600)
@@ -57,4 +55,4 @@ if __name__ == "__main__":
     if mode == "latency":
         latency(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]))
     else:
-        hold(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]))
+        hold(args[0], int(args[1]), int(args[2]), args[3])

@@ -1,0 +1,275 @@
+"""lockengine and the real sanlock side by side, on one loop device, in one run.
+
+    python -m lockengine.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
+                                       [--idle-seconds 60] [--json]
+
+Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
+Python binding, our Python client), the time to join a free host-id slot, and the daemon's RSS and
+idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then lockengine/sanlock
+ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and python3-sanlock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from ..client import Client
+from ..init import init_lockspace, init_resource
+from ..interop.sanlockd import SanlockDaemon
+from ..ondisk import Geometry
+from ..storage import DirectStorage
+
+MiB = 1 << 20
+SIDE_SCRIPT = Path(__file__).with_name("sanlock_side.py")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class LoopDevice:
+    def __init__(self, backing: Path, size: int) -> None:
+        with open(backing, "wb") as f:
+            f.truncate(size)
+        out = subprocess.run(["losetup", "--show", "-f", str(backing)], capture_output=True, text=True, check=True)
+        self.path = out.stdout.strip()
+
+    def close(self) -> None:
+        subprocess.run(["losetup", "-d", self.path], check=False)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def idle_cpu_percent(pid: int, seconds: float) -> float:
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+class LockengineDaemon:
+    def __init__(self, run_dir: Path, host_name: str, io_timeout: int) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        conf = run_dir / "lockengine.conf"
+        conf.write_text(json.dumps({"host_name": host_name, "io_timeout": io_timeout, "log_level": "info"}))
+        env = dict(os.environ, LOCKENGINE_RUN_DIR=str(run_dir))
+        env.pop("NOTIFY_SOCKET", None)
+        with open(run_dir / "daemon.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lockengine.daemon.main", "--config", str(conf), "--watchdog", "none"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        self.socket = str(run_dir / "lockengined.sock")
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lockengined exited: {(run_dir / 'daemon.log').read_text()[-2000:]}")
+            try:
+                with Client(self.socket, timeout=5) as c:
+                    c.hello()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def init_areas(path: str, space: str, ls_off: int, resources: list[tuple[str, int]], io: int) -> None:
+    geom = Geometry(512, MiB)
+    with DirectStorage(path) as st:
+        init_lockspace(st, space, ls_off, geom, io_timeout=io, force=True)
+        for name, off in resources:
+            init_resource(st, space, name, off, geom, force=True)
+
+
+def lockengine_latency(d: LockengineDaemon, path: str, ls_off: int, res_off: int, count: int, io: int) -> dict[str, float]:
+    with Client(d.socket, timeout=600) as c:
+        t = time.monotonic()
+        c.add_lockspace("BENCH", 1, path, ls_off, io_timeout=io)
+        join_s = time.monotonic() - t
+        c.register("bench")
+        res = f"BENCH:R0:{path}:{res_off}"
+        acq: list[float] = []
+        rel: list[float] = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            c.acquire([res])
+            t1 = time.perf_counter()
+            c.release([res])
+            t2 = time.perf_counter()
+            acq.append((t1 - t0) * 1000)
+            rel.append((t2 - t1) * 1000)
+        c.release()
+    with Client(d.socket, timeout=600) as c:
+        c.rem_lockspace("BENCH")
+    return {"join_s": join_s, "acquire_ms": statistics.median(acq), "release_ms": statistics.median(rel)}
+
+
+def hold_layout(base: int, lockspaces: int, leases: int) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    stride = (leases + 1) * MiB
+    return [
+        (f"HOLD{i}", base + i * stride, [(f"R{j}", base + i * stride + (j + 1) * MiB) for j in range(leases)])
+        for i in range(lockspaces)
+    ]
+
+
+def lockengine_hold(d: LockengineDaemon, path: str, layout: list[tuple[str, int, list[tuple[str, int]]]], io: int) -> Client:
+    c = Client(d.socket, timeout=600).connect()
+    for name, off, _ in layout:
+        c.add_lockspace(name, 1, path, off, io_timeout=io, wait=False)
+    for name, _, _ in layout:
+        while c.inq_lockspace(name).get("state") != "JOINED":
+            time.sleep(0.2)
+    c.register("bench-hold")
+    for name, _, resources in layout:
+        for res, roff in resources:
+            c.acquire([f"{name}:{res}:{path}:{roff}"])
+    return c  # stays connected: the leases live as long as this client
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    io, n_ls, n_leases = args.io_timeout, args.lockspaces, args.leases
+    hold_base = 8 * MiB
+    size = hold_base + 2 * n_ls * (n_leases + 1) * MiB + 8 * MiB
+    work = Path(tempfile.mkdtemp(prefix="lockengine-bench-", dir="/var/tmp"))
+    results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases}
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, True)
+        loop = LoopDevice(work / "disk.img", size)
+        stack.callback(loop.close)
+        path = loop.path
+        results["device"] = path
+        # Separate areas per daemon, so neither starts from the other's leftovers.
+        init_areas(path, "BENCH", 0, [("R0", 1 * MiB)], io)
+        init_areas(path, "BENCH", 2 * MiB, [("R0", 3 * MiB)], io)
+        sl_layout = hold_layout(hold_base, n_ls, n_leases)
+        le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
+        for name, off, resources in sl_layout + le_layout:
+            init_areas(path, name, off, resources, io)
+
+        def say(message: str) -> None:
+            if not args.json:
+                print(message, flush=True)
+
+        say(f"== sanlock on {path}: join, {args.count} acquire/release")
+        sl = SanlockDaemon(work / "sanlock", "bench-sanlock")
+        sl.start()
+        try:
+            out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
+            results["sanlock"] = json.loads(out.stdout)
+            if n_ls:
+                say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+                holder = _sanlock_hold(sl, path, sl_layout, io)
+                try:
+                    results["sanlock"]["rss_mib"] = rss_mib(sl.proc.pid) if sl.proc else 0.0
+                    results["sanlock"]["idle_cpu_percent"] = idle_cpu_percent(sl.proc.pid, args.idle_seconds) if sl.proc else 0.0
+                finally:
+                    holder.kill()
+                    holder.wait()
+        finally:
+            sl.stop()
+
+        say(f"== lockengine on {path}: join, {args.count} acquire/release")
+        le = LockengineDaemon(work / "lockengine", "bench-lockengine", io)
+        try:
+            results["lockengine"] = lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io)
+            if n_ls:
+                say(f"== lockengine: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+                c = lockengine_hold(le, path, le_layout, io)
+                try:
+                    results["lockengine"]["rss_mib"] = rss_mib(le.pid)
+                    results["lockengine"]["idle_cpu_percent"] = idle_cpu_percent(le.pid, args.idle_seconds)
+                finally:
+                    c.close()
+        finally:
+            le.stop()
+    ratios = {}
+    for key in ("acquire_ms", "release_ms", "join_s", "rss_mib", "idle_cpu_percent"):
+        a, b = results["lockengine"].get(key), results["sanlock"].get(key)
+        if a is not None and b:
+            ratios[key] = a / b
+    results["ratio_lockengine_to_sanlock"] = ratios
+    return results
+
+
+def _sanlock_hold(sl: SanlockDaemon, path: str, layout: list[tuple[str, int, list[tuple[str, int]]]], io: int) -> subprocess.Popen[str]:
+    spec = json.dumps([[name, off, resources] for name, off, resources in layout])
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", str(SIDE_SCRIPT), "holdspec", path, str(io), "1", spec],
+        env=sl.env, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        raise RuntimeError(f"sanlock holder said {line!r}")
+    return proc
+
+
+def render(r: dict[str, Any]) -> str:
+    rows = [
+        ("acquire median (ms)", "acquire_ms", "{:.2f}"),
+        ("release median (ms)", "release_ms", "{:.2f}"),
+        ("join free slot (s)", "join_s", "{:.2f}"),
+        (f"RSS, {r['lockspaces']} ls x {r['leases']} leases (MiB)", "rss_mib", "{:.1f}"),
+        ("idle CPU (% of a core)", "idle_cpu_percent", "{:.3f}"),
+    ]
+    out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}",
+           f"{'':38} {'lockengine':>12} {'sanlock':>12} {'ratio':>8}"]
+    for label, key, fmt in rows:
+        a, b = r["lockengine"].get(key), r["sanlock"].get(key)
+        ratio = r["ratio_lockengine_to_sanlock"].get(key)
+        out.append(
+            f"{label:38} {fmt.format(a) if a is not None else '-':>12} {fmt.format(b) if b is not None else '-':>12} "
+            f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lockengine.bench.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--count", type=int, default=50, help="acquire/release pairs per daemon (default 50)")
+    p.add_argument("--io-timeout", type=int, default=10, help="io_timeout for both daemons (default 10)")
+    p.add_argument("--lockspaces", type=int, default=10, help="lockspaces held for the RSS/CPU figure (0: skip)")
+    p.add_argument("--leases", type=int, default=100, help="leases held per lockspace (default 100)")
+    p.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured (default 60)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    args = p.parse_args(argv)
+    r = run(args)
+    print(json.dumps(r, indent=2) if args.json else render(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
