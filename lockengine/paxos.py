@@ -30,12 +30,15 @@ from .ondisk import (
     Leader,
     ModeBlock,
     RequestRecord,
+    SlotFields,
     decode_paxos_slots,
     decode_request,
     encode_name,
     geometry_from_flags,
     host_sector,
     paxos_read_span,
+    scan_paxos_sectors,
+    slot_checksum_ok,
     verify_paxos_leader,
 )
 from .storage import Storage
@@ -263,21 +266,22 @@ class PaxosLease:
         self, span: int, num_hosts: int, mine: DBlock
     ) -> tuple[DBlock | None, set[tuple[int, int]]]:
         buf = self.storage.read(self.offset, span, self.io_timeout)
-        best: DBlock | None = None
+        s = self.geometry.sector_size
+        best: SlotFields | None = None
         sharers: set[tuple[int, int]] = set()
-        for host_id, slot in decode_paxos_slots(buf, self.geometry.sector_size, num_hosts).items():
-            if slot.mblock.shared and host_id != self.host_id:
-                sharers.add((host_id, slot.mblock.generation))
-            db = slot.dblock
-            if not slot.checksum_ok or db.lver < mine.lver:
+        for host_id, f in scan_paxos_sectors(buf, s, num_hosts):
+            if f[8] & MBLOCK_SHARED and host_id != self.host_id:
+                sharers.add((host_id, f[10]))
+            # A dblock of an older lver is ignored whatever its checksum, so test that first.
+            if f[5] < mine.lver or not slot_checksum_ok(buf, s, host_id, f):
                 continue
-            if db.lver > mine.lver:
-                raise LockError("DBLOCK_LVER", f"host {host_id} dblock is at lver {db.lver}, beyond {mine.lver}")
-            if db.mbal > mine.mbal:
-                raise LockError("DBLOCK_MBAL", f"host {host_id} ballot {db.mbal} beats ours {mine.mbal}")
-            if db.inp and (best is None or db.bal > best.bal):
-                best = db
-        return best, sharers
+            if f[5] > mine.lver:
+                raise LockError("DBLOCK_LVER", f"host {host_id} dblock is at lver {f[5]}, beyond {mine.lver}")
+            if f[0] > mine.mbal:
+                raise LockError("DBLOCK_MBAL", f"host {host_id} ballot {f[0]} beats ours {mine.mbal}")
+            if f[2] and (best is None or f[1] > best[1]):
+                best = f
+        return (DBlock(*best[:8]) if best is not None else None), sharers
 
     def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> Leader:
         new = replace(
@@ -306,6 +310,24 @@ class PaxosLease:
         if live:
             self.release()
             raise LockError("EAGAIN", f"{self.resource_name}: shared by live hosts {live}")
+
+    def adopt(self) -> Leader:
+        """Take over a lease this host (id and generation) holds on disk, exclusive or shared."""
+        cur, slots = self._read_area()
+        mine = slots.get(self.host_id)
+        if cur.timestamp and (cur.owner_id, cur.owner_generation) == (self.host_id, self.generation):
+            self.leader, self.shared = cur, False
+        elif mine is not None and mine.mblock.shared and mine.mblock.generation == self.generation:
+            self.leader, self.shared = cur, True
+        else:
+            raise LockError(
+                "RELEASE_OWNER",
+                f"{self.resource_name} is not held by host {self.host_id} generation {self.generation} "
+                f"(owner {cur.owner_id} generation {cur.owner_generation}, timestamp {cur.timestamp})",
+            )
+        if mine is not None:
+            self._dblock = mine.dblock
+        return cur
 
     # ------------------------------------------------------------------ release
 
@@ -339,6 +361,12 @@ class PaxosLease:
 
 
 # ---------------------------------------------------------------------- requests
+
+
+def read_leader(storage: Storage, offset: int, space_name: str, resource_name: str, io_timeout: int = 10) -> Leader:
+    """The resource's leader, validated (names, magic, version, checksum)."""
+    buf = storage.read(offset, max(storage.sector_size, 512), io_timeout)
+    return verify_paxos_leader(buf, space_name, resource_name)
 
 
 def read_request(storage: Storage, offset: int, geometry: Geometry, io_timeout: int) -> RequestRecord:

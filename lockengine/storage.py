@@ -151,11 +151,13 @@ class DirectStorage:
 
         def job_for(w: _Worker) -> Callable[[], object]:
             def job() -> bytes:
-                view = w.ensure_buffer(length)
-                n = os.preadv(w.fd, [view], offset)
+                # The view is released before any exception leaves, so the mmap can be closed.
+                with w.ensure_buffer(length) as view:
+                    n = os.preadv(w.fd, [view], offset)
+                    data = bytes(view)
                 if n != length:
                     raise OSError(5, f"short read: {n} of {length} bytes at {offset}")
-                return bytes(view)
+                return data
 
             return job
 
@@ -169,9 +171,9 @@ class DirectStorage:
 
         def job_for(w: _Worker) -> Callable[[], object]:
             def job() -> None:
-                view = w.ensure_buffer(length)
-                view[:] = data
-                n = os.pwritev(w.fd, [view], offset)
+                with w.ensure_buffer(length) as view:
+                    view[:] = data
+                    n = os.pwritev(w.fd, [view], offset)
                 if n != length:
                     raise OSError(5, f"short write: {n} of {length} bytes at {offset}")
 

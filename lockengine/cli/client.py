@@ -1,0 +1,328 @@
+"""``lockengine client ...``: talk to lockengined over its socket (docs/cli.md).
+
+Verbs and letters are sanlock's (``-s LS:ID:PATH:OFF``, ``-r LS:RES:PATH:OFF[:LVER|:SH]``, ``-p PID``),
+so ``sanlock client`` commands paste unchanged. The socket is $LOCKENGINE_RUN_DIR/lockengined.sock
+(default /run/lockengine), or ``--run-dir``. With --json stdout is exactly one JSON document:
+``{"ok": true, ...result}`` or ``{"ok": false, "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Any
+
+from ..client import Client, run_dir
+from ..errors import InputError
+from ..strings import format_resource, parse_lockspace, parse_resource, split_fields
+from .output import emit, json_parent
+
+FORCE_MODES: dict[str, str | int] = {"1": "force", "2": "graceful", "force": "force", "graceful": "graceful", "0": 0}
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(run_directory=args.run_dir or run_dir())
+
+
+def _lockspace_name(text: str) -> str:
+    """``LS`` or a whole ``LS:ID:PATH:OFF``: only the name matters for queries."""
+    return split_fields(text, "LOCKSPACE")[0]
+
+
+def _pid(text: str | None, required: bool = True) -> int | None:
+    if text is None:
+        if required:
+            raise InputError("pid", None, "give -p PID of a registered process (or use `client command`)")
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InputError("pid", text, "give a process id, a whole number above 0")
+    return int(text)
+
+
+def _int(text: str | None, field: str, default: int = 0, low: int = 0, high: int = 2**63 - 1) -> int:
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InputError(field, text, f"give a whole number from {low} to {high}")
+    return int(text)
+
+
+def _ok(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
+    emit(args, {"ok": True, **result}, text)
+    return 0
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        st = c.status(detail=args.detail)
+    lines = [f"daemon {st['daemon']['host_name']}"]
+    if args.detail:
+        d = st["daemon"]
+        wd = d["watchdog"]
+        lines.append(f"    pid={d['pid']} version={d['version']} io_timeout={d['io_timeout']} "
+                     f"fire_timeout={d['fire_timeout']} kill_grace={d['kill_grace']} monotime={d['monotime']} "
+                     f"watchdog={wd['backend']}:{wd['device']} petting={int(bool(wd['petting']))}")
+    for cl in st["clients"]:
+        lines.append(f"p {cl['pid']} {cl['name']}")
+    for ls in st["lockspaces"]:
+        state = "" if ls["state"] == "JOINED" else f" {ls['state']}"
+        lines.append(f"s {ls['lockspace']}:{ls['host_id']}:{ls['path']}:{ls['offset']}{state}")
+        if args.detail:
+            lines.append(f"    generation={ls['generation']} io_timeout={ls['io_timeout']} "
+                         f"renewal_last_success={ls['renewal_last_success']}")
+    for r in st["resources"]:
+        tail = "SH" if r["shared"] else str(r["lver"])
+        lines.append(f"r {r['lockspace']}:{r['resource']}:{r['path']}:{r['offset']}:{tail} p {r['pid']}")
+    return _ok(args, st, "\n".join(lines))
+
+
+def cmd_add_lockspace(args: argparse.Namespace) -> int:
+    ls = parse_lockspace(args.lockspace, "-s")
+    if ls.host_id < 1:
+        raise InputError("-s host_id", ls.host_id, "give this host's id, 1 or more")
+    io = _int(args.io_timeout, "io_timeout", 0, 0, 255)
+    with _client(args) as c:
+        result = c.add_lockspace(ls.name, ls.host_id, ls.path, ls.offset, io_timeout=io, wait=not args.async_)
+    word = "started" if args.async_ else "done"
+    return _ok(args, result, f"add_lockspace {word} 0")
+
+
+def cmd_inq_lockspace(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.inq_lockspace(_lockspace_name(args.lockspace))
+    extra = f" ({result['progress']})" if result.get("progress") else ""
+    return _ok(args, result, f"inq_lockspace {result['state']}{extra}")
+
+
+def cmd_rem_lockspace(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.rem_lockspace(_lockspace_name(args.lockspace), unused=args.unused)
+    return _ok(args, result, "rem_lockspace done 0")
+
+
+def cmd_gets(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.gets(hosts=args.hosts == "1")
+    lines = []
+    for ls in result["lockspaces"]:
+        state = "" if ls["state"] == "JOINED" else f" {ls['state']}"
+        lines.append(f"s {ls['lockspace']}:{ls['host_id']}:{ls['path']}:{ls['offset']}{state}")
+        for h in ls.get("hosts", []):
+            lines.append(f"h {h['host_id']} gen {h['generation']} timestamp {h['timestamp']} {h['state']}")
+    return _ok(args, result, "\n".join(lines))
+
+
+def cmd_host_status(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.host_status(_lockspace_name(args.lockspace))
+    lines = []
+    for h in result["hosts"]:
+        lines.append(f"{h['host_id']} timestamp {h['timestamp']} {h['state']}")
+        if args.detail:
+            lines.append(f"    last_check={h['last_check']} last_live={h['last_live']} owner_id={h['owner_id']} "
+                         f"owner_generation={h['generation']} io_timeout={h['io_timeout']} "
+                         f"owner_name={h['host_name']}")
+    return _ok(args, result, "\n".join(lines))
+
+
+def cmd_renewal(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.renewal(_lockspace_name(args.lockspace))
+    lines = [f"timestamp={r['timestamp']} read_ms={r['read_ms']} write_ms={r['write_ms']} result={r['result']}"
+             + (f" error={r['error']}" if r.get("error") else "") for r in result["renewals"]]
+    return _ok(args, result, "\n".join(lines))
+
+
+def cmd_log_dump(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        lines = c.log_dump()
+    return _ok(args, {"lines": lines}, "\n".join(lines))
+
+
+def cmd_acquire(args: argparse.Namespace) -> int:
+    specs = [parse_resource(r, "-r") for r in args.resource]
+    with _client(args) as c:
+        result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait)
+    return _ok(args, result, f"acquire pid {result['pid']} done 0")
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    if not args.resource and not args.all:
+        raise InputError("-r", None, "give -r RESOURCE (repeatable) or --all")
+    specs = None if args.all else [parse_resource(r, "-r") for r in args.resource]
+    with _client(args) as c:
+        result = c.release(specs, pid=_pid(args.pid))
+    return _ok(args, result, f"release pid {result['pid']} done 0")
+
+
+def cmd_inquire(args: argparse.Namespace) -> int:
+    pid = _pid(args.pid)
+    with _client(args) as c:
+        resources = c.inquire(pid)
+    return _ok(args, {"pid": pid, "resources": resources}, " ".join(f'"{r}"' for r in resources))
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    spec = parse_resource(args.resource, "-r")
+    if args.force_mode not in FORCE_MODES:
+        raise InputError("-f", args.force_mode, "use graceful (2), force (1) or 0 (clear)")
+    with _client(args) as c:
+        result = c.request(format_resource(spec), FORCE_MODES[args.force_mode], spec.lver)
+    if result.get("free"):
+        text = "request: the lease is free; nothing to do"
+    else:
+        text = f"request lver {result['lver']} to host {result['owner_id']} done 0"
+    return _ok(args, result, text)
+
+
+def cmd_examine(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.examine(_lockspace_name(args.lockspace))
+    return _ok(args, result, f"examine done {len(result['acted'])}")
+
+
+def cmd_set_event(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.set_event(_lockspace_name(args.lockspace), _int(args.host_id, "host_id", 0, 1, 2000),
+                             _int(args.event, "event", 0, 1), _int(args.data, "data"),
+                             _int(args.generation, "generation"))
+    return _ok(args, result, "set_event done 0")
+
+
+def cmd_get_events(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        events = c.get_events(_lockspace_name(args.lockspace))
+    text = "\n".join(f"host {e['host_id']} gen {e['generation']} event {e['event']} data {e['data']}" for e in events)
+    return _ok(args, {"events": events}, text)
+
+
+def cmd_shutdown(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        result = c.shutdown(force=args.force == "1")
+    return _ok(args, result, "shutdown started")
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    """Register, acquire, then exec the command: it *is* the registered pid, so the leases last exactly
+    as long as it runs, its signals come from the daemon, and its exit code is ours."""
+    argv = list(args.command_argv or args.argv or [])
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise InputError("command", None, "give the command after --, e.g. client command -r RES -- /bin/prog args")
+    specs = [parse_resource(r, "-r") for r in args.resource]
+    killpath = shlex.split(args.killpath) if args.killpath else None
+    c = _client(args)
+    c.connect()
+    c.register(name=os.path.basename(argv[0])[:64], killpath=killpath)
+    c.acquire(specs)
+    os.set_inheritable(c.fileno(), True)  # the connection must live exactly as long as the command
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        c.close()
+        raise InputError("command", argv[0], f"cannot run it ({exc.strerror}); give an existing program") from None
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``client`` and its verbs on the top-level subparsers."""
+    common = argparse.ArgumentParser(add_help=False, parents=[json_parent()])
+    common.add_argument("--run-dir", help="the daemon's run dir (default: $LOCKENGINE_RUN_DIR or /run/lockengine)")
+    client: argparse.ArgumentParser = subparsers.add_parser("client", help="talk to lockengined", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = client.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, handler: Any, text: str, add_help: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = verbs.add_parser(name, parents=[common], help=text, add_help=add_help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = verb("status", cmd_status, "the daemon, its clients, lockspaces and leases")
+    p.add_argument("-D", dest="detail", action="store_true", help="more detail")
+
+    p = verb("add_lockspace", cmd_add_lockspace, "join a lockspace (waits 2 io timeouts when the slot is free)")
+    p.add_argument("-s", dest="lockspace", metavar="LS:ID:PATH:OFF", required=True)
+    p.add_argument("-o", "--io-timeout", help="seconds (default: the daemon's)")
+    p.add_argument("--async", dest="async_", action="store_true", help="return at once; see inq_lockspace")
+
+    for name, handler, text in (("inq_lockspace", cmd_inq_lockspace, "state of a lockspace (and join progress)"),
+                                ("rem_lockspace", cmd_rem_lockspace, "leave a lockspace (SIGKILLs its holders)")):
+        p = verb(name, handler, text)
+        p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
+        if name == "rem_lockspace":
+            p.add_argument("--unused", action="store_true", help="refuse (EBUSY) if the lockspace has holders")
+
+    # sanlock spells "list hosts" -h 1, so help is --help only here.
+    p = verb("gets", cmd_gets, "lockspaces, and with -h 1 every host seen in them", add_help=False)
+    p.add_argument("-h", dest="hosts", default="0", help="1: list hosts")
+    p.add_argument("--help", action="help")
+
+    for name, handler, text in (("host_status", cmd_host_status, "every host of a lockspace and its liveness"),
+                                ("renewal", cmd_renewal, "renewal history (180 entries)"),
+                                ("examine", cmd_examine, "act now on requests for leases held here"),
+                                ("get_events", cmd_get_events, "events other hosts sent us")):
+        p = verb(name, handler, text)
+        p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
+        if name == "host_status":
+            p.add_argument("-D", dest="detail", action="store_true", help="more detail")
+
+    verb("log_dump", cmd_log_dump, "the daemon's in-memory log")
+
+    for name, handler, text in (("acquire", cmd_acquire, "acquire leases for registered process PID"),
+                                ("release", cmd_release, "release leases of registered process PID")):
+        p = verb(name, handler, text)
+        p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER|:SH]", action="append", default=[],
+                       required=name == "acquire")
+        p.add_argument("-p", dest="pid", required=True)
+        if name == "acquire":
+            p.add_argument("--nowait", action="store_true",
+                           help="fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die")
+        else:
+            p.add_argument("--all", action="store_true", help="release every lease of PID")
+
+    p = verb("inquire", cmd_inquire, "leases held by registered process PID")
+    p.add_argument("-p", dest="pid", required=True)
+
+    p = verb("request", cmd_request, "ask the owner of a lease to release it")
+    p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER]", required=True)
+    p.add_argument("-f", dest="force_mode", required=True, metavar="graceful|force|2|1",
+                   help="graceful: killpath or SIGTERM; force: SIGKILL")
+
+    p = verb("set_event", cmd_set_event, "send an event to a host through the bitmap")
+    p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
+    p.add_argument("-i", dest="host_id", required=True)
+    p.add_argument("-g", dest="generation")
+    p.add_argument("-e", dest="event", required=True)
+    p.add_argument("-d", dest="data")
+
+    p = verb("shutdown", cmd_shutdown, "stop the daemon (refused while lockspaces are joined, unless -f 1)")
+    p.add_argument("-f", dest="force", default="0", help="1: kill holders and leave every lockspace first")
+
+    p = verb("command", cmd_command, "hold leases for the lifetime of a command")
+    p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER|:SH]", action="append", required=True)
+    p.add_argument("--killpath", metavar="'PROG ARGS'", help="run this (once) instead of SIGTERM on a graceful "
+                                                            "request or lease loss")
+    p.add_argument("-c", dest="command_argv", nargs=argparse.REMAINDER, help="the command (sanlock style)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+    return client
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lockengine.cli.client VERB ...`` (the same as ``lockengine client VERB ...``)."""
+    from .main import main as lockengine_main
+
+    return lockengine_main(["client", *(sys.argv[1:] if argv is None else argv)])
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Entry point: ``python -m tests.cluster COMMAND`` (run from the repository root)."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""`lockengine direct ...` on real loop devices: output, JSON, errors, and nothing written on bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockengine import ondisk
+from lockengine.cli.main import main
+from lockengine.storage import DirectStorage
+from tests.conftest import LoopDevice, LoopFactory
+
+M = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run(capsys, *argv, "--json")
+    doc = json.loads(out)  # exactly one JSON document, nothing else on stdout
+    assert isinstance(doc, dict)
+    return code, doc
+
+
+def digest(dev: LoopDevice) -> str:
+    """Hash of every byte on the device, read with O_DIRECT (what another host would see)."""
+    h = hashlib.sha256()
+    with DirectStorage(dev.path, readonly=True) as st:
+        for off in range(0, dev.size, M):
+            h.update(st.read(off, M, 10))
+    return h.hexdigest()
+
+
+@pytest.fixture
+def dev(loop_device: LoopFactory) -> LoopDevice:
+    return loop_device(size=8 * M)
+
+
+@pytest.fixture
+def dev4k(loop_device: LoopFactory) -> LoopDevice:
+    return loop_device(size=8 * M, sector_size=4096)
+
+
+# --------------------------------------------------------------------------- init / dump / read-leader
+
+
+def test_init_and_dump_text_has_sanlocks_columns(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    assert run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0") == (0, "init done 0\n", "")
+    assert run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")[0] == 0
+    code, out, _ = run(capsys, "direct", "dump", dev.path)
+    assert code == 0
+    assert out.splitlines() == [
+        "  offset                            lockspace                                         resource  timestamp  own  gen lver",
+        "01048576                                   LS                                               R1 0000000000 0000 0000 0",
+    ]
+    code, out, _ = run(capsys, "direct", "dump", dev.path, "-f", "1")
+    assert out.splitlines()[0].endswith(" lver/req/mode")
+    assert out.splitlines()[1].endswith(" 0/0/0")
+
+
+def test_init_json_and_dump_json(capsys: pytest.CaptureFixture[str], dev4k: LoopDevice) -> None:
+    code, doc = run_json(capsys, "direct", "init", "-s", f"LS:0:{dev4k}:0", "-A", "2M", "-o", "5")
+    assert code == 0
+    assert doc == {
+        "ok": True, "kind": "lockspace", "path": dev4k.path, "offset": 0, "lockspace": "LS",
+        "sector_size": 4096, "align_size": 2 * M, "max_hosts": 500, "io_timeout": 5,
+    }
+    code, doc = run_json(capsys, "direct", "init", "-r", f"LS:R1:{dev4k}:2M", "-A", "2M", "-n", "16")
+    assert (code, doc["num_hosts"], doc["max_hosts"], doc["cleared"]) == (0, 16, 500, False)
+    code, doc = run_json(capsys, "direct", "dump", f"{dev4k}:0:8M", "-f", "2")
+    assert code == 0
+    (ls, res) = doc["areas"]
+    assert (ls["kind"], ls["lockspace"], ls["sector_size"], ls["align_size"], ls["hosts"]) == ("lockspace", "LS", 4096, 2 * M, [])
+    assert (res["offset"], res["resource"], res["num_hosts"], res["lver"], res["dblocks"], res["shared"]) == (
+        2 * M, "R1", 16, 0, [], [],
+    )
+
+
+def test_default_geometry_of_a_4k_device_is_4k_8m(capsys: pytest.CaptureFixture[str], loop_device: LoopFactory) -> None:
+    big = loop_device(size=16 * M, sector_size=4096)
+    code, doc = run_json(capsys, "direct", "init", "-s", f"LS:0:{big}:8M")
+    assert (code, doc["sector_size"], doc["align_size"], doc["max_hosts"]) == (0, 4096, 8 * M, 2000)
+
+
+def test_read_leader(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0")
+    run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")
+    code, out, _ = run(capsys, "direct", "read-leader", "-s", f"LS:1:{dev}:0")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:4] == ["magic 0x12212010", "version 0x30004", "flags 0x10", "sector_size 512"]
+    assert "checksum 0xb0f174c0" in lines and "io_timeout 10" in lines and lines[-1] == "read_leader done 0"
+    code, doc = run_json(capsys, "direct", "read_leader", "-r", f"LS:R1:{dev}:1M")
+    assert code == 0
+    assert (doc["kind"], doc["magic"], doc["checksum"], doc["num_hosts"], doc["resource_name"]) == (
+        "resource", ondisk.PAXOS_DISK_MAGIC, 0x2073A773, 2000, "R1",
+    )
+    code, doc = run_json(capsys, "direct", "read-leader", "-r", f"LS:R2:{dev}:1M")
+    assert (code, doc["ok"], doc["error"]["name"], doc["error"]["code"]) == (1, False, "LEADER_RESOURCE", -227)
+    code, doc = run_json(capsys, "direct", "read-leader", "-s", f"XX:1:{dev}:0")
+    assert doc["error"]["name"] == "LEADER_LOCKSPACE"
+    code, doc = run_json(capsys, "direct", "read-leader", "-s", f"LS:2001:{dev}:0")
+    assert doc["error"]["field"] == "-s LOCKSPACE host_id"
+
+
+# --------------------------------------------------------------------------- bad input writes nothing
+
+
+BAD_INIT = [
+    # (argv with {dev}, field named in the error)
+    (["-r", "LS:R1:{dev}:1000"], "offset"),
+    (["-r", "LS:R1:{dev}:8M"], "offset"),  # device too small: the area would end past 8 MiB
+    (["-r", "LS:R1:{dev}:0", "-Z", "512", "-A", "2M"], "sector_size/align_size"),
+    (["-r", "LS:R1:{dev}:0", "-Z", "1024"], "sector_size"),
+    (["-r", "LS:R1:{dev}:0", "-A", "3M"], "align_size"),
+    (["-r", "LS:" + "R" * 49 + ":{dev}:0"], "-r RESOURCE resource name"),
+    (["-s", "L" * 49 + ":0:{dev}:0"], "-s LOCKSPACE name"),
+    (["-s", "LS:2001:{dev}:0"], "-s LOCKSPACE host_id"),
+    (["-s", "LS:0:{dev}:0", "-o", "0"], "io_timeout"),
+    (["-s", "LS:0:{dev}:0", "-o", "256"], "io_timeout"),
+    (["-r", "LS:R1:{dev}:0", "-n", "2001"], "num_hosts"),
+    (["-r", "LS:R1:{dev}:0:5"], "-r RESOURCE"),
+    (["-r", "LS:R1:{dev}:0", "-z", "2"], "clear"),
+]
+
+
+@pytest.mark.parametrize(("argv", "field"), BAD_INIT, ids=[f for _, f in BAD_INIT])
+def test_bad_init_names_the_field_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, argv: list[str], field: str
+) -> None:
+    run(capsys, "direct", "init", "-r", f"LS:OLD:{dev}:1M")
+    before = digest(dev)
+    code, doc = run_json(capsys, "direct", "init", *[a.replace("{dev}", dev.path) for a in argv])
+    assert code == 1
+    assert doc["ok"] is False
+    assert (doc["error"]["name"], doc["error"]["code"], doc["error"]["field"]) == ("EINVAL", -22, field)
+    assert digest(dev) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "hint"),
+    [
+        (["-s", "LS:251:{dev}:0", "-A", "1M"], "-s LOCKSPACE host_id", "1..250"),
+        (["-r", "LS:R1:{dev}:0", "-A", "1M", "-n", "251"], "num_hosts", "1..250"),
+        (["-r", "LS:R1:{dev}:0", "-Z", "512"], "sector_size", "4096-byte sectors"),
+    ],
+)
+def test_bad_init_on_a_4k_device(
+    capsys: pytest.CaptureFixture[str], dev4k: LoopDevice, argv: list[str], field: str, hint: str
+) -> None:
+    before = digest(dev4k)
+    code, out, err = run(capsys, "direct", "init", *[a.replace("{dev}", dev4k.path) for a in argv])
+    assert (code, out) == (1, "")
+    assert err.startswith("lockengine: EINVAL (-22): ") and field in err and hint in err, err
+    assert digest(dev4k) == before
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["direct", "init", "--json"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["direct", "init", "-s", "LS:0:/d:0", "-r", "LS:R:/d:0"])
+    assert e.value.code == 2
+    capsys.readouterr()
+
+
+def test_missing_device_names_the_path(capsys: pytest.CaptureFixture[str], disk_dir: Path) -> None:
+    code, doc = run_json(capsys, "direct", "dump", str(disk_dir / "nope.img"))
+    assert (code, doc["error"]["field"]) == (1, "path")
+
+
+# --------------------------------------------------------------------------- refusing to overwrite leases in use
+
+
+def _hold_resource(dev: LoopDevice, offset: int) -> None:
+    with DirectStorage(dev.path) as st:
+        raw = st.read(offset, 512, 10)
+        ld = ondisk.decode_leader(raw)
+        held = replace(ld, owner_id=3, owner_generation=2, lver=4, timestamp=99)
+        sector = bytearray(512)
+        sector[: ondisk.LEADER_SIZE] = held.encode()
+        st.write(offset, bytes(sector), 10)
+
+
+def test_init_refuses_over_a_held_lease_unless_forced(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")
+    _hold_resource(dev, M)
+    before = digest(dev)
+    for argv in (["-r", f"LS:R1:{dev}:1M"], ["-s", f"LS:0:{dev}:1M"]):
+        code, doc = run_json(capsys, "direct", "init", *argv)
+        assert (code, doc["error"]["name"], doc["error"]["code"]) == (1, "EBUSY", -16)
+        assert "held by host 3 (generation 2, lver 4)" in doc["error"]["message"]
+        assert "--force" in doc["error"]["message"]
+        assert digest(dev) == before
+    code, doc = run_json(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M", "--force")
+    assert code == 0
+    code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M")
+    assert doc["areas"][0]["timestamp"] == 0 and doc["areas"][0]["lver"] == 0
+
+
+def test_init_refuses_over_a_live_host_and_a_corrupt_record(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0")
+    with DirectStorage(dev.path) as st:
+        g = ondisk.Geometry(512, M)
+        first = ondisk.new_delta_leader("LS", g, 10)
+        live = replace(first, owner_id=7, owner_generation=1, timestamp=5, resource_name="h7")
+        st.write(g.host_offset(7), ondisk.DeltaRecord(live).encode_sector(512), 10)
+        code, doc = run_json(capsys, "direct", "init", "-s", f"LS:0:{dev}:0")
+        assert doc["error"]["name"] == "EBUSY" and "host id 7 is held by 'h7'" in doc["error"]["message"]
+        # released (timestamp 0) but then corrupted: failing validation never counts as free
+        sector = bytearray(ondisk.DeltaRecord(replace(live, timestamp=0)).encode_sector(512))
+        sector[100] ^= 1
+        st.write(g.host_offset(7), bytes(sector), 10)
+        before = digest(dev)
+        code, doc = run_json(capsys, "direct", "init", "-r", f"LS:R9:{dev}:0")
+        assert doc["error"]["name"] == "EBUSY" and "slot 7 fails validation (LEADER_CHECKSUM)" in doc["error"]["message"]
+        assert digest(dev) == before
+
+
+def test_a_torn_lockspace_init_is_never_valid(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    """The first write leaves record 0 invalid: a crash before the commit leaves no usable lockspace."""
+    with DirectStorage(dev.path) as st:
+        st.write(0, ondisk.lockspace_area("LS", ondisk.Geometry(512, M), 10), 10)
+    code, doc = run_json(capsys, "direct", "read-leader", "-s", f"LS:1:{dev}:0")
+    assert (code, doc["error"]["name"]) == (1, "LEADER_MAGIC")
+    code, doc = run_json(capsys, "direct", "dump", dev.path)
+    assert doc["areas"] == []
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_acquire_and_release_through_the_cli(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")  # 2·io = 2 s host-id acquire
+    run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")
+    code, doc = run_json(capsys, "direct", "acquire-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "-o", "1")
+    assert (code, doc["generation"], doc["host_name"], doc["io_timeout"]) == (0, 1, "one", 1)
+    code, doc = run_json(capsys, "direct", "acquire", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", "-o", "1")
+    assert (code, doc["owner_id"], doc["owner_generation"], doc["lver"]) == (0, 1, 1, 1)
+    code, doc = run_json(capsys, "direct", "acquire", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1", "-o", "1")
+    assert (code, doc["error"]["name"]) == (1, "ACQUIRE_IDLIVE")
+    code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1")
+    assert (code, doc["error"]["name"]) == (1, "RELEASE_OWNER")
+    code, doc = run_json(capsys, "direct", "dump", dev.path, "-f", "2")
+    res = doc["areas"][1]
+    assert (res["owner_id"], res["owner_generation"], res["lver"], res["timestamp"] > 0) == (1, 1, 1, True)
+    assert [(d["host_id"], d["inp"], d["lver"], d["released"]) for d in res["dblocks"]] == [(1, 1, 1, False)]
+    assert run(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1")[:2] == (0, "release done 0\n")
+    code, doc = run_json(capsys, "direct", "dump", dev.path, "-f", "2")
+    res = doc["areas"][1]
+    assert (res["owner_id"], res["lver"], res["timestamp"], res["dblocks"][0]["released"]) == (1, 1, 0, True)
+    code, doc = run_json(capsys, "direct", "renew-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "-o", "1")
+    assert (code, doc["generation"]) == (0, 1)
+    code, doc = run_json(capsys, "direct", "renew-id", "-s", f"LS:1:{dev}:0", "--host-name", "other")
+    assert (code, doc["error"]["name"]) == (1, "RENEW_OWNER")
+    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:1:{dev}:0", "--host-name", "one")
+    assert (code, doc["timestamp"], doc["generation"], doc["host_name"]) == (0, 0, 1, "one")
+
+
+def test_python_dash_m_runs_the_cli(dev: LoopDevice) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lockengine", "direct", "init", "-r", f"LS:R1:{dev}:0", "--json"],
+        capture_output=True, text=True, env=env, check=False, cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["resource"] == "R1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lockengine", "--version"], capture_output=True, text=True, env=env, check=False, cwd="/"
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("lockengine ")
+
+
+def test_acquire_id_defaults_to_the_daemons_host_name(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+    """Without --host-name the slot gets lockengined's own name, so the daemon rejoins it on the fast path."""
+    from lockengine.config import load_config
+
+    run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")
+    code, doc = run_json(capsys, "direct", "acquire-id", "-s", f"LS:2:{dev}:0", "-o", "1")
+    assert (code, doc["host_name"]) == (0, load_config().host_name)
+    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:2:{dev}:0")
+    assert (code, doc["timestamp"]) == (0, 0)
+
+
+def test_direct_works_when_the_client_module_is_broken(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lockengine.cli
+
+    monkeypatch.setitem(sys.modules, "lockengine.cli.client", None)  # makes its import fail
+    monkeypatch.delattr(lockengine.cli, "client", raising=False)
+    assert run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:0")[0] == 0
+    code, doc = run_json(capsys, "client", "status")
+    assert (code, doc["error"]["name"]) == (1, "ERROR")
+    assert "client commands are not available" in doc["error"]["message"]
