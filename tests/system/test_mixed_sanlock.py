@@ -94,13 +94,13 @@ def our_hosts(d: TestDaemon) -> dict[int, str]:
     return {int(h["host_id"]): str(h["state"]) for h in doc["hosts"]}
 
 
-def wait_for(what: str, check: Any, timeout: float) -> Any:
+def wait_for(what: str, check: Any, timeout: float, log: Any = None) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (f"\n{log()}" if log else "")
         time.sleep(0.2)
 
 
@@ -190,7 +190,8 @@ def test_sanlock_and_lockengine_share_a_lockspace(
     rc, doc = ours.cli_json("request", "-r", f"LS:R3:{path}:3M", "-f", "force")
     assert rc == 0 and doc["owner_id"] == 2, doc
     # sanlock examines a sender's requests at most once per set_bitmap_seconds (6·io).
-    wait_for("sanlock's holder to be killed on a force request", lambda: s_r3.proc.poll() is not None, 10 * IO + 5)
+    wait_for("sanlock's holder to be killed on a force request", lambda: s_r3.proc.poll() is not None, 10 * IO + 5,
+             lambda: sanlock_peer.log_tail(30) + "\n--- lockengined ---\n" + "\n".join(ours.log_text().splitlines()[-60:]))
     assert s_r3.proc.returncode == -9 or s_r3.proc.returncode != 0
     our_holder_when_free(ours, f"LS:R3:{path}:3M", 10, holders)
     assert read_leader(path, "LS", "R3", 3 << 20)["owner_id"] == 1
