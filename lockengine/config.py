@@ -85,7 +85,7 @@ class Config:
     run_dir: str = DEFAULT_RUN_DIR
     socket_group: str = DEFAULT_SOCKET_GROUP
     log_level: str = "INFO"
-    syslog: bool = False
+    syslog: bool = True
     lockspaces: tuple[LockspaceConfig, ...] = ()
     source: str | None = None  # the file read, or None when only defaults applied
 
@@ -352,7 +352,7 @@ def load_config(
         run_dir=os.path.normpath(doc.get("run_dir", DEFAULT_RUN_DIR)),
         socket_group=doc.get("socket_group", DEFAULT_SOCKET_GROUP),
         log_level=str(doc.get("log_level", "info")).upper(),
-        syslog=bool(doc.get("syslog", False)),
+        syslog=bool(doc.get("syslog", True)),
         lockspaces=_lockspaces(doc.get("lockspaces", [])),
         source=source,
     )

@@ -22,7 +22,7 @@ from typing import Callable
 
 from ..errors import LockError
 from ..timeouts import DEFAULT_FIRE_TIMEOUT, watchdog_test_interval
-from .backends import NOT_PROTECTED, WatchdogBackend, make_backend
+from .backends import WatchdogBackend, make_backend
 
 log = logging.getLogger("lockengine.watchdog")
 
@@ -225,8 +225,7 @@ class WatchdogMultiplexer:
     def status(self) -> dict[str, object]:
         with self._lock:
             now = self._clock()
-            if not self.backend.protects:
-                log.warning(NOT_PROTECTED)
+            # An unprotected host is said in the reply ("protected", "warnings"), logged at start.
             return {
                 "backend": self.backend.name,
                 "device": self.backend.device,

@@ -64,7 +64,7 @@ def test_missing_default_file_gives_the_defaults(machine_id: Path) -> None:
         "run_dir": "/run/lockengine",
         "socket_group": "lockengine",
         "log_level": "INFO",
-        "syslog": False,
+        "syslog": True,
         "lockspaces": [],
         "source": None,
     }

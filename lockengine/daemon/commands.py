@@ -1,0 +1,233 @@
+"""Command handlers: check a request's arguments, call the daemon, shape the result.
+
+Each handler is ``(daemon, ctx, args) -> dict | Future[dict]``. HANDLERS marks which run inline on
+the socket thread (memory only, microseconds) and which go to the worker pool (disk I/O or waits).
+Resources and lockspaces travel as JSON objects with named fields, so errors can name the field;
+a resource may also be given as sanlock's string ``LS:RES:PATH:OFF[:LVER|:SH]``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from .. import __version__
+from ..errors import InputError, LockError
+from ..ondisk import REQ_FORCE, REQ_GRACEFUL
+from ..strings import Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
+from .protocol import VERSION, arg_bool, arg_int, arg_list, arg_str, arg_str_list
+
+if TYPE_CHECKING:
+    from .engine import CallContext, Daemon
+
+Result = Union[dict[str, Any], "concurrent.futures.Future[dict[str, Any]]"]
+Handler = Callable[["Daemon", "CallContext", dict[str, Any]], Result]
+
+MAX_HOST_ID = 2000
+MAX_OFFSET = 2**62
+FORCE_MODES = {"force": REQ_FORCE, "graceful": REQ_GRACEFUL, "1": REQ_FORCE, "2": REQ_GRACEFUL, "0": 0,
+               REQ_FORCE: REQ_FORCE, REQ_GRACEFUL: REQ_GRACEFUL, 0: 0}
+
+
+# --------------------------------------------------------------------------- argument shapes
+
+
+def lockspace_spec(args: dict[str, Any]) -> LockspaceSpec:
+    return LockspaceSpec(
+        name=check_name(arg_str(args, "lockspace", max_len=64), "lockspace"),
+        host_id=arg_int(args, "host_id", low=1, high=MAX_HOST_ID),
+        path=check_path(arg_str(args, "path"), "path"),
+        offset=arg_int(args, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def resource_spec(item: object, field: str = "resources[]") -> ResourceSpec:
+    if isinstance(item, str):
+        return parse_resource(item, field)
+    if not isinstance(item, dict):
+        raise InputError(field, item, "give an object {lockspace, resource, path, offset[, lver][, shared]} or "
+                                      "a string LS:RES:PATH:OFF[:LVER|:SH]")
+    lver = item.get("lver")
+    return ResourceSpec(
+        lockspace=check_name(arg_str(item, "lockspace", max_len=64), "lockspace"),
+        name=check_name(arg_str(item, "resource", max_len=64), "resource"),
+        disks=(Disk(check_path(arg_str(item, "path"), "path"), arg_int(item, "offset", 0, 0, MAX_OFFSET)),),
+        lver=None if lver is None else arg_int(item, "lver"),
+        shared=arg_bool(item, "shared"),
+    )
+
+
+def resource_specs(args: dict[str, Any]) -> list[ResourceSpec]:
+    return [resource_spec(r, f"resources[{i}]") for i, r in enumerate(arg_list(args, "resources", 8))]
+
+
+def killpath_argv(args: dict[str, Any], name: str) -> list[str] | None:
+    argv = arg_str_list(args, name, 32)
+    if argv is None:
+        return None
+    if not argv or not os.path.isabs(argv[0]):
+        raise InputError(name, argv, "give [\"/absolute/program\", args...]")
+    return argv
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def cmd_hello(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    return {"protocol": VERSION, "version": __version__, "host_name": d.config.host_name, "pid": os.getpid(),
+            "peer_pid": ctx.cred.pid}
+
+
+def cmd_register(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    name = args.get("name")
+    if name is not None:
+        name = arg_str(args, "name", max_len=128)
+    client = d.register(ctx, name, killpath_argv(args, "killpath"))
+    return {"pid": client.pid, "name": client.name}
+
+
+def cmd_killpath(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    client = d.client_for(ctx, {})
+    client.killpath = killpath_argv(args, "argv")
+    return {"pid": client.pid, "killpath": client.killpath}
+
+
+def cmd_add_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    spec = lockspace_spec(args)
+    io = args.get("io_timeout")
+    ls = d.add_lockspace(spec, None if io in (None, 0) else arg_int(args, "io_timeout", low=1, high=255))
+    if arg_bool(args, "wait", True):
+        return ls.joined
+    return ls.describe()
+
+
+def cmd_inq_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    if "host_id" in args and args["host_id"] not in (None, 0) and args["host_id"] != ls.host_id:
+        raise LockError("ENOENT", f"lockspace {ls.name} is joined with host id {ls.host_id}, not {args['host_id']}")
+    return ls.describe(detail=True)
+
+
+def cmd_rem_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    d.rem_lockspace(ls, arg_bool(args, "unused"))
+    return {"lockspace": ls.name, "state": "REMOVED"}
+
+
+def cmd_acquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    specs = resource_specs(args)
+    client = d.client_for(ctx, args)
+    held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"))
+    return {"pid": client.pid, "lver": held[0].lver,
+            "resources": [{"resource": h.label, "lver": h.lver, "shared": h.spec.shared} for h in held]}
+
+
+def cmd_release(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    client = d.client_for(ctx, args)
+    specs = None if arg_bool(args, "all") else resource_specs(args)
+    done = d.resources.release(client, specs)
+    return {"pid": client.pid, "released": [h.label for h in done]}
+
+
+def cmd_inquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    client = d.client_for(ctx, args)
+    return {"pid": client.pid, "resources": [h.label for h in d.resources.of_client(client)]}
+
+
+def cmd_request(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    spec = resource_spec(args.get("resource"), "resource")
+    mode = args.get("force_mode", REQ_FORCE)
+    if isinstance(mode, bool) or mode not in FORCE_MODES:
+        raise InputError("force_mode", mode, "use \"graceful\" (2), \"force\" (1) or 0 (clear the request)")
+    lver = args.get("lver", spec.lver)
+    if lver is not None:
+        lver = arg_int({"lver": lver}, "lver")
+    return d.request(spec, lver, FORCE_MODES[mode])
+
+
+def cmd_examine(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    return {"acted": [{"resource": a.held.label, "pid": a.held.client.pid, "force_mode": a.force_mode,
+                       "request_lver": a.req_lver} for a in d.examine(ls)]}
+
+
+def cmd_status(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    return d.status(arg_bool(args, "detail"))
+
+
+def cmd_gets(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    with_hosts = arg_bool(args, "hosts")
+    out = []
+    for ls in list(d.lockspaces.values()):
+        item = ls.describe()
+        if with_hosts:
+            item["hosts"] = ls.hosts() if ls.table is not None else []
+        out.append(item)
+    return {"lockspaces": out}
+
+
+def cmd_host_status(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    return {"lockspace": ls.name, "host_id": ls.host_id, "hosts": ls.hosts()}
+
+
+def cmd_renewal(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    return {"lockspace": ls.name, "renewals": ls.renewals()}
+
+
+def cmd_log_dump(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    return {"lines": d.ring.dump() if d.ring is not None else []}
+
+
+def cmd_set_event(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    if ls.delta is None or ls.state != "JOINED":
+        raise LockError("EAGAIN", f"lockspace {ls.name} is {ls.state}, not joined")
+    host_id = arg_int(args, "host_id", low=1, high=MAX_HOST_ID)
+    generation = arg_int(args, "generation", 0)
+    if generation == 0 and ls.table is not None:
+        info = ls.table.info(host_id)
+        generation = info.generation if info is not None else 0
+    event = arg_int(args, "event", low=1)
+    data = arg_int(args, "data", 0)
+    ls.delta.set_event(host_id, generation, event, data)
+    ls.renew_now()
+    return {"lockspace": ls.name, "host_id": host_id, "generation": generation, "event": event, "data": data}
+
+
+def cmd_get_events(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    ls = d.lockspace(arg_str(args, "lockspace"))
+    return {"lockspace": ls.name, "events": list(ls.events)}
+
+
+def cmd_shutdown(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+    return d.shutdown(arg_bool(args, "force"))
+
+
+HANDLERS: dict[str, tuple[Handler, bool]] = {
+    "hello": (cmd_hello, True),
+    "register": (cmd_register, True),
+    "killpath": (cmd_killpath, True),
+    "add_lockspace": (cmd_add_lockspace, False),
+    "inq_lockspace": (cmd_inq_lockspace, True),
+    "rem_lockspace": (cmd_rem_lockspace, False),
+    "acquire": (cmd_acquire, False),
+    "release": (cmd_release, False),
+    "inquire": (cmd_inquire, True),
+    "request": (cmd_request, False),
+    "examine": (cmd_examine, False),
+    "status": (cmd_status, True),
+    "gets": (cmd_gets, True),
+    "host_status": (cmd_host_status, True),
+    "renewal": (cmd_renewal, True),
+    "log_dump": (cmd_log_dump, True),
+    "set_event": (cmd_set_event, True),
+    "get_events": (cmd_get_events, True),
+    "shutdown": (cmd_shutdown, True),
+}
+
+# What a stopping daemon still answers.
+WHILE_STOPPING = frozenset({"hello", "status", "gets", "host_status", "renewal", "log_dump", "inquire",
+                            "inq_lockspace", "release", "shutdown"})

@@ -1,0 +1,199 @@
+"""Stopping lease holders: recovery after a lost lockspace, and requests from other hosts (facts §8, §10).
+
+Recovery of a failed lockspace signals every process holding a lease in it, each at most once a
+second and at most KILL_COUNT_MAX times:
+  * until last_success + 8·io + kill_grace: the holder's killpath program (once) if it registered
+    one and kill_grace > 0, else SIGTERM;
+  * from then on (or at once for rem_lockspace and forced shutdown): SIGKILL.
+When no holder is left the lockspace is dropped and its watchdog registration removed, so petting
+resumes; the watchdog itself stopped petting at 8·io (the multiplexer's expiry), so a holder that
+cannot be killed gets the host reset before other hosts may take its leases.
+
+One supervisor thread does all of this. It sleeps until the next deadline (a lockspace's 6·io
+warning or 8·io failure, or the next kill tick) instead of polling.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .clients import Client
+from .lockspace import Lockspace
+from .log import get_logger
+
+log = get_logger("escalation")
+
+KILL_COUNT_MAX = 100
+KILL_INTERVAL = 1.0
+IDLE_WAKE = 3600.0
+
+SIGTERM_ACTION, SIGKILL_ACTION, KILLPATH_ACTION, WAIT_ACTION = "SIGTERM", "SIGKILL", "killpath", "wait"
+
+
+@dataclass
+class Recovery:
+    ls: Lockspace
+    started: float
+    sigkill_at: float
+    forced: bool
+    reason: str
+    stuck: set[int] = field(default_factory=set)
+
+
+def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) -> str:
+    """The signal for one holder at one tick (pure, so the timeline is unit-testable)."""
+    if rec.forced or now >= rec.sigkill_at:
+        return SIGKILL_ACTION
+    if client.killpath and kill_grace > 0:
+        return WAIT_ACTION if client.killpath_sent else KILLPATH_ACTION
+    return SIGTERM_ACTION
+
+
+def run_killpath(client: Client, why: str) -> None:
+    """Start the holder's killpath program; a thread reaps it so no zombie is left."""
+    assert client.killpath
+    argv = list(client.killpath)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        log.error("killpath %s for pid %d failed to start: %s", argv[0], client.pid, exc)
+        return
+    log.warning("ran killpath %s for pid %d (%s): %s", argv[0], client.pid, client.name, why)
+    threading.Thread(target=proc.wait, name="killpath-reaper", daemon=True).start()
+
+
+def signal_holder(client: Client, action: str, why: str) -> bool:
+    """Send one escalation step and log it with the pid and the leases; False if the pid is gone."""
+    if action == KILLPATH_ACTION:
+        client.killpath_sent = True
+        run_killpath(client, why)
+        return True
+    sig = signal.SIGKILL if action == SIGKILL_ACTION else signal.SIGTERM
+    sent = client.signal(sig)
+    if sent:
+        log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1, why)
+    return sent
+
+
+class SupervisedDaemon(Protocol):
+    """What the supervisor needs from the daemon."""
+
+    def joined_lockspaces(self) -> list[Lockspace]: ...
+
+    def holders(self, ls: Lockspace) -> dict[Client, list[str]]: ...
+
+    def recovery_done(self, ls: Lockspace) -> None: ...
+
+
+class Supervisor:
+    def __init__(self, daemon: SupervisedDaemon) -> None:
+        self.daemon = daemon
+        self._recoveries: dict[int, Recovery] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def kick(self) -> None:
+        """Something changed (a join, a failure, a client exit): look again now."""
+        with self._cond:
+            self._cond.notify()
+
+    def recover(self, ls: Lockspace, reason: str, *, forced: bool = False) -> None:
+        grace = ls.timeouts.kill_grace_seconds
+        now = time.monotonic()
+        sigkill_at = now if forced else ls.last_success + ls.timeouts.id_renewal_fail_seconds + grace
+        with self._cond:
+            old = self._recoveries.get(id(ls))
+            if old is not None:
+                old.forced = old.forced or forced
+                if forced:
+                    old.sigkill_at = min(old.sigkill_at, now)
+            else:
+                self._recoveries[id(ls)] = Recovery(ls, now, sigkill_at, forced, reason)
+                log.error("s %s: recovery: %s; holders get %s until %.1f s from now, then SIGKILL", ls.name,
+                          reason, "SIGKILL" if forced else "killpath/SIGTERM", max(0.0, sigkill_at - now))
+            self._cond.notify()
+
+    def recovering(self) -> list[Recovery]:
+        with self._cond:
+            return list(self._recoveries.values())
+
+    # ------------------------------------------------------------------ thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+            try:
+                wake = self._pass(time.monotonic())
+            except Exception:  # a bug here must never end deadline checks silently
+                log.exception("supervisor pass failed")
+                wake = time.monotonic() + KILL_INTERVAL
+            with self._cond:
+                if self._stopping:
+                    return
+                self._cond.wait(max(0.0, wake - time.monotonic()))
+
+    def _pass(self, now: float) -> float:
+        wake = now + IDLE_WAKE
+        for ls in self.daemon.joined_lockspaces():
+            at = ls.check_deadline(now)
+            if at is not None:
+                wake = min(wake, at)
+        for rec in self.recovering():
+            at = self._tick(rec, now)
+            if at is None:
+                with self._cond:
+                    self._recoveries.pop(id(rec.ls), None)
+                log.warning("s %s: recovery done: all pids clear after %.1f s", rec.ls.name, now - rec.started)
+                self.daemon.recovery_done(rec.ls)
+            else:
+                wake = min(wake, at)
+        return wake
+
+    def _tick(self, rec: Recovery, now: float) -> float | None:
+        """Signal the holders that are due; None when no holder is left."""
+        holders = self.daemon.holders(rec.ls)
+        live = {c: leases for c, leases in holders.items() if c.alive()}
+        if not live:
+            return None
+        grace = rec.ls.timeouts.kill_grace_seconds
+        wake = now + KILL_INTERVAL
+        for client, leases in live.items():
+            if client.kill_count >= KILL_COUNT_MAX:
+                if client.pid not in rec.stuck:
+                    rec.stuck.add(client.pid)
+                    log.error("s %s: killing pids stuck: pid %d (%s) survived %d signals; holds %s", rec.ls.name,
+                              client.pid, client.name, client.kill_count, ", ".join(leases))
+                continue
+            due = client.last_kill + KILL_INTERVAL
+            if now < due:
+                wake = min(wake, due)
+                continue
+            action = choose_action(now, rec, client, grace)
+            if action == WAIT_ACTION:
+                wake = min(wake, rec.sigkill_at)
+                continue
+            why = (f"lockspace {rec.ls.name} {rec.reason}; holds {', '.join(leases)}; "
+                   f"SIGKILL at {max(0.0, rec.sigkill_at - now):.1f} s")
+            if signal_holder(client, action, why):
+                client.kill_count += 1
+                client.last_kill = now
+        return max(wake, now + 0.05)

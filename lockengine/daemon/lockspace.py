@@ -1,0 +1,409 @@
+"""One joined lockspace inside the daemon: its thread joins (delta acquire), then renews every 2·io.
+
+After each good renewal it moves the watchdog expiry, updates the host table from the area it read
+and passes on the hosts that set our bit (requests and events). A corrupt renewal fails the
+lockspace at once; an I/O failure is retried until 8·io after the last good renewal, when the
+daemon's supervisor (escalation.py) fails it — the supervisor, not this thread, watches the deadline,
+because a renewal write may hang for up to host_dead seconds.
+
+A failed lockspace never renews again: its lease holders are stopped (escalation), then it is
+dropped without writing to disk, exactly as sanlock does.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from ..delta import DeltaLease, HostEvent, HostTable
+from ..errors import LockError
+from ..liveness import DeltaOwnerLiveness
+from ..storage import Storage
+from ..strings import LockspaceSpec, format_lockspace
+from ..timeouts import Timeouts
+from ..watchdog.multiplexer import WatchdogMultiplexer
+from .log import get_logger
+
+log = get_logger("lockspace")
+
+HISTORY = 180  # renewal history entries kept (sanlock's -H default)
+EVENTS = 256
+RETRY_AFTER_FAILURE = 0.5  # seconds between renewal attempts once one failed (sanlock: ~0.5 s)
+# A renewal that finds our record rewritten or damaged cannot be retried into health (facts §6).
+CORRUPT = frozenset(
+    {"RENEW_OWNER", "RENEW_DIFF", "LEADER_MAGIC", "LEADER_VERSION", "LEADER_SECTORSIZE", "LEADER_LOCKSPACE",
+     "LEADER_CHECKSUM"}
+)
+
+ADD, JOINED, FAILED, REM = "ADD", "JOINED", "FAILED", "REM"
+
+
+class TimedStorage:
+    """Storage seam that remembers how long the last read and write took (``client renewal``)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.sector_size = inner.sector_size
+        self.read_ms = 0.0
+        self.write_ms = 0.0
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        t = time.monotonic()
+        try:
+            return self.inner.read(offset, length, timeout)
+        finally:
+            self.read_ms = (time.monotonic() - t) * 1000
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        t = time.monotonic()
+        try:
+            self.inner.write(offset, data, timeout)
+        finally:
+            self.write_ms = (time.monotonic() - t) * 1000
+
+    def size(self) -> int:
+        return self.inner.size()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class LockspaceHooks(Protocol):
+    """What the daemon does when a lockspace changes state."""
+
+    def lockspace_failed(self, ls: Lockspace, reason: str) -> None: ...
+
+    def lockspace_ended(self, ls: Lockspace) -> None: ...
+
+    def requests_seen(self, ls: Lockspace, senders: list[int]) -> None: ...
+
+
+@dataclass
+class Renewal:
+    timestamp: int
+    read_ms: float
+    write_ms: float
+    result: int
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"timestamp": self.timestamp, "read_ms": round(self.read_ms, 3), "write_ms": round(self.write_ms, 3),
+                "result": self.result, "error": self.error}
+
+
+class Lockspace:
+    def __init__(
+        self,
+        spec: LockspaceSpec,
+        *,
+        host_name: str,
+        timeouts: Timeouts,
+        watchdog: WatchdogMultiplexer,
+        hooks: LockspaceHooks,
+        renewal_storage: Callable[[], Storage],
+        query_storage: Storage,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.host_id = spec.host_id
+        self.host_name = host_name
+        self.timeouts = timeouts
+        self.watchdog = watchdog
+        self.hooks = hooks
+        self._open_storage = renewal_storage
+        self.query_storage = query_storage
+        self.wd_name = f"lockengine_{spec.name}:{spec.host_id}"
+
+        self.state = ADD
+        self.closing = False  # rem_lockspace is stopping the holders: refuse new acquires
+        self.progress = "starting"
+        self.error: dict[str, object] | None = None
+        self.failed_reason: str | None = None
+        self.failed_at: float | None = None
+        self.joined = concurrent.futures.Future[dict[str, Any]]()
+        self.delta: DeltaLease | None = None
+        self.table: HostTable | None = None
+        self.liveness: DeltaOwnerLiveness | None = None
+        self.generation = 0
+        self.history: collections.deque[Renewal] = collections.deque(maxlen=HISTORY)
+        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=EVENTS)
+        self._last_event: dict[int, tuple[int, int, int]] = {}
+        self._storage: TimedStorage | None = None
+        self._renewed_ok = False
+        self._warned_for = 0.0
+        self._last_failure: str | None = None
+        self._release_on_stop = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop/fail and by renew_now
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"ls:{spec.name}", daemon=True)
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def io_timeout(self) -> int:
+        return self.timeouts.io_timeout
+
+    @property
+    def last_success(self) -> float:
+        return self.delta.last_success if self.delta is not None else 0.0
+
+    @property
+    def label(self) -> str:
+        return format_lockspace(self.spec)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, release: bool) -> None:
+        """End the thread; with ``release`` a joined lockspace frees its host id on disk first."""
+        with self._lock:
+            if self.state == JOINED:
+                self.state = REM
+                self._release_on_stop = release
+            elif self.state == ADD:
+                self.state = REM
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def fail(self, reason: str) -> bool:
+        """Lose the lease: no more renewals and no release write. False if already failed or removed."""
+        with self._lock:
+            if self.state != JOINED:
+                return False
+            self.state = FAILED
+            self.failed_reason = reason
+            self.failed_at = time.monotonic()
+        self._stop.set()
+        self._wake.set()
+        log.error("s %s: lease lost: %s (last good renewal %.1f s ago)", self.name, reason,
+                  time.monotonic() - self.last_success)
+        self.hooks.lockspace_failed(self, reason)
+        return True
+
+    def renew_now(self) -> None:
+        """Renew at once instead of at the next 2·io tick: a bit just set (request or event) then
+        reaches the other host up to 2·io sooner. Renewing early is harmless: only a change matters."""
+        self._wake.set()
+
+    def forget(self) -> None:
+        """Recovery is over (every holder is gone): drop the watchdog registration and the storage."""
+        with contextlib.suppress(LockError):
+            self.watchdog.unregister(self.wd_name)
+        if self._storage is not None:
+            self._storage.close()
+
+    # ------------------------------------------------------------------ thread
+
+    def _run(self) -> None:
+        try:
+            self._join()
+        except BaseException as exc:  # reported to the add_lockspace caller
+            with self._lock:
+                self.state = REM
+            self.error = exc.as_dict() if isinstance(exc, LockError) else {"name": "ERROR", "code": -201,
+                                                                               "message": str(exc)}
+            log.error("s %s: join failed: %s", self.label, exc)
+            if self._storage is not None:
+                self._storage.close()
+            self.joined.set_exception(exc)
+            self.hooks.lockspace_ended(self)
+            return
+        self._renew_loop()
+        if self.state == REM:
+            self._leave()
+            self.hooks.lockspace_ended(self)
+
+    def _progress(self, message: str) -> None:
+        self.progress = message
+        log.info("s %s: %s", self.label, message)
+
+    def _join(self) -> None:
+        self._progress(f"joining as host id {self.host_id} with io_timeout {self.io_timeout} s")
+        self._storage = TimedStorage(self._open_storage())
+        delta = DeltaLease(
+            self._storage, self.name, self.host_id, self.spec.offset, host_name=self.host_name,
+            io_timeout=self.io_timeout, fire_timeout=self.timeouts.fire_timeout,
+        )
+        self.delta = delta
+        delta.acquire(abort=self._stop, progress=self._progress)
+        self.table = HostTable(self.name, delta.geometry, self.host_id, self.timeouts.fire_timeout, self.io_timeout)
+        self.liveness = DeltaOwnerLiveness(
+            self.query_storage, self.spec.offset, self.name, delta.geometry, io_timeout=self.io_timeout,
+            fire_timeout=self.timeouts.fire_timeout, table=self.table,
+        )
+        # Renew at once: acquire's last_success is from before its 2·io wait, and that wait uses the
+        # io_timeout in the slot (the previous owner's, or init's -o), which may be longer than 8·io of
+        # ours. A fresh renewal also fills the host table now rather than 2·io later.
+        start = time.monotonic()
+        area = delta.renew()
+        self.history.append(Renewal(int(start), self._storage.read_ms, self._storage.write_ms, 0))
+        self.table.observe(area, start)
+        with self._lock:
+            joined = self.state == ADD
+            if joined:
+                self.watchdog.register(self.wd_name, self.timeouts.expiry(delta.last_success))
+                self.state = JOINED
+                self.generation = delta.generation
+                self._renewed_ok = True
+        if not joined:  # removed while the acquire finished: give the slot straight back
+            try:
+                delta.release()
+            except (LockError, OSError) as exc:
+                log.error("s %s: releasing the host id after a cancelled join failed: %s", self.label, exc)
+            raise LockError("EAGAIN", f"lockspace {self.name} was removed while joining")
+        self.progress = "joined"
+        log.info("s %s: joined, generation %d, %s", self.label, delta.generation, delta.geometry.describe())
+        self.joined.set_result(self.describe())
+
+    def _renew_loop(self) -> None:
+        assert self.delta is not None
+        every = self.timeouts.id_renewal_seconds
+        last_attempt = time.monotonic()
+        while True:
+            due = (self.delta.last_success + every) if self._renewed_ok else last_attempt + RETRY_AFTER_FAILURE
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            last_attempt = time.monotonic()
+            try:
+                self._renew_once()
+            except Exception:  # a bug: count it as a failed renewal; 8·io later the lease is lost
+                log.exception("s %s: renewal crashed", self.name)
+                self._renewed_ok = False
+            if self.state != JOINED:
+                return
+
+    def _renew_once(self) -> None:
+        assert self.delta is not None and self.table is not None and self._storage is not None
+        start = time.monotonic()
+        st = self._storage
+        st.read_ms = st.write_ms = 0.0
+        try:
+            area = self.delta.renew()
+        except (LockError, OSError) as exc:
+            self._renewed_ok = False
+            name = exc.name if isinstance(exc, LockError) else "EIO"
+            code = exc.code if isinstance(exc, LockError) else -5
+            self.history.append(Renewal(int(start), st.read_ms, st.write_ms, code, name))
+            if isinstance(exc, LockError) and exc.name in CORRUPT:
+                self.fail(f"renewal found our delta lease corrupt: {exc}")
+            elif time.monotonic() - self.delta.last_success >= self.timeouts.id_renewal_fail_seconds:
+                self.fail(f"renewal failed for {self.timeouts.id_renewal_fail_seconds} s (8·io): {exc}")
+            elif str(exc) != self._last_failure:
+                # Retries come every 0.5 s: log each new error once, not every attempt.
+                self._last_failure = str(exc)
+                log.warning("s %s: renewal failed (retrying every %.1f s until 8·io): %s", self.name,
+                            RETRY_AFTER_FAILURE, exc)
+            return
+        if self.state != JOINED:
+            return  # failed by the supervisor while this renewal hung: a late success changes nothing
+        if self._last_failure is not None:
+            log.info("s %s: renewal succeeded again after failures", self.name)
+            self._last_failure = None
+        self._renewed_ok = True
+        self._warned_for = 0.0
+        self.history.append(Renewal(int(start), st.read_ms, st.write_ms, 0))
+        try:
+            self.watchdog.update(self.wd_name, self.timeouts.expiry(self.delta.last_success))
+        except LockError as exc:
+            self.fail(str(exc))
+            return
+        events = self.table.observe(area, start)
+        if events:
+            self._handle_events(events, start)
+
+    def _handle_events(self, events: list[HostEvent], now: float) -> None:
+        senders = []
+        for ev in events:
+            senders.append(ev.host_id)
+            if ev.event == 0:
+                continue
+            key = (ev.generation, ev.event, ev.data)
+            if self._last_event.get(ev.host_id) == key:
+                continue  # the sender keeps the bit set for 6·io: one delivery per event
+            self._last_event[ev.host_id] = key
+            self.events.append({"host_id": ev.host_id, "generation": ev.generation, "event": ev.event,
+                                "data": ev.data, "monotime": int(now)})
+            log.info("s %s: event from host %d: generation %d event %d data %d", self.name, ev.host_id,
+                     ev.generation, ev.event, ev.data)
+        self.hooks.requests_seen(self, senders)
+
+    def _leave(self) -> None:
+        """Clean removal: free our slot on disk, then stop protecting it with the watchdog."""
+        if self._release_on_stop and self.delta is not None:
+            try:
+                self.delta.release()
+                log.info("s %s: host id released", self.label)
+            except (LockError, OSError) as exc:
+                log.error("s %s: releasing the host id failed: %s", self.label, exc)
+        self.forget()
+
+    # ------------------------------------------------------------------ supervisor checks
+
+    def check_deadline(self, now: float) -> float | None:
+        """Called by the supervisor: fail at 8·io, warn at 6·io. Returns when to look again."""
+        if self.state != JOINED:
+            return None
+        last = self.last_success
+        fail_at = last + self.timeouts.id_renewal_fail_seconds
+        warn_at = last + self.timeouts.id_renewal_warn_seconds
+        if now >= fail_at:
+            self.fail(f"no good renewal for {now - last:.1f} s (limit 8·io = {self.timeouts.id_renewal_fail_seconds} s)")
+            return None
+        if now >= warn_at:
+            if self._warned_for != last:
+                self._warned_for = last
+                log.warning("s %s: check_our_lease warning: last good renewal %.1f s ago", self.name, now - last)
+            return fail_at
+        return warn_at
+
+    # ------------------------------------------------------------------ views
+
+    def describe(self, detail: bool = False) -> dict[str, Any]:
+        now = time.monotonic()
+        out: dict[str, Any] = {
+            "lockspace": self.name, "host_id": self.host_id, "path": self.spec.path, "offset": self.spec.offset,
+            "io_timeout": self.io_timeout, "generation": self.generation, "state": self.state,
+            "renewal_last_success": int(self.last_success) if self.last_success else 0,
+        }
+        if self.state == ADD:
+            out["progress"] = self.progress
+        if self.state == FAILED:
+            out["failed_reason"] = self.failed_reason
+        if self.error is not None:
+            out["error"] = self.error
+        if detail:
+            out["host_name"] = self.host_name
+            out["last_success"] = round(self.last_success, 3)  # CLOCK_MONOTONIC seconds, as time.monotonic()
+            out["renewal_age"] = round(now - self.last_success, 3) if self.last_success else None
+            out["timeouts"] = self.timeouts.as_dict()
+            if self.delta is not None:
+                g = self.delta.geometry
+                out.update(sector_size=g.sector_size, align_size=g.align_size, max_hosts=g.max_hosts)
+        return out
+
+    def hosts(self) -> list[dict[str, Any]]:
+        if self.table is None:
+            raise LockError("EAGAIN", f"lockspace {self.name} is not joined yet: hosts not ready")
+        now = time.monotonic()
+        out = []
+        for h in self.table.hosts(now):
+            d = h.as_dict()
+            d.pop("first_check", None)
+            d["last_check"] = round(h.last_check, 3)
+            d["last_live"] = round(h.last_live, 3)
+            out.append(d)
+        return out
+
+    def renewals(self) -> list[dict[str, object]]:
+        return [r.as_dict() for r in list(self.history)]

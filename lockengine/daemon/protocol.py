@@ -1,0 +1,141 @@
+"""The lockengined wire protocol: newline-delimited JSON, one request and one reply per line.
+
+Request: ``{"v": 1, "id": <any>, "cmd": "acquire", "args": {...}}`` (``id`` is optional and echoed).
+Reply:   ``{"v": 1, "id": <echo>, "ok": true, "result": {...}}`` or
+         ``{"v": 1, "id": <echo>, "ok": false, "error": {"name": "ACQUIRE_IDLIVE", "code": -243,
+         "message": "...", "field": "..."}}`` — sanlock's error names and numbers (facts §11).
+
+Pure code: framing limits, encoding, argument checking. No sockets here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CODES, NAMES, InputError, LockError
+
+VERSION = 1
+# A request carries at most 8 resources with paths < 1024 bytes; 64 KiB leaves room and bounds
+# what one misbehaving client can make the daemon buffer.
+MAX_REQUEST = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A request line that is not a valid request; the reply says why and the daemon keeps serving."""
+
+    def __init__(self, message: str, field: str | None = None, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.request_id = request_id  # echoed when the line was an object that carried an id
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"name": "EINVAL", "code": CODES["EINVAL"], "message": self.message}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(frozen=True)
+class Request:
+    cmd: str
+    args: dict[str, Any]
+    id: Any = None
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse one line (without its newline). Raises ProtocolError naming what is wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"request is not UTF-8 (byte {exc.start})") from None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"request is not JSON: {exc}"[:300]) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"request must be a JSON object, got {type(obj).__name__}")
+    rid = obj.get("id")
+    version = obj.get("v", VERSION)
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not supported; this daemon speaks {VERSION}", "v", rid)
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str) or not cmd:
+        raise ProtocolError("request needs \"cmd\": a command name string", "cmd", rid)
+    args = obj.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("\"args\" must be a JSON object", "args", rid)
+    return Request(cmd, args, rid)
+
+
+def encode_request(cmd: str, args: dict[str, Any], request_id: Any = None) -> bytes:
+    msg: dict[str, Any] = {"v": VERSION, "cmd": cmd, "args": args}
+    if request_id is not None:
+        msg["id"] = request_id
+    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+
+
+def encode_reply(request_id: Any, result: dict[str, Any]) -> bytes:
+    msg = {"v": VERSION, "id": request_id, "ok": True, "result": result}
+    return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def encode_error(request_id: Any, error: dict[str, object]) -> bytes:
+    msg = {"v": VERSION, "id": request_id, "ok": False, "error": error}
+    return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def error_dict(exc: BaseException) -> dict[str, object]:
+    """The wire form of any failure; unknown exceptions become ERROR (-201)."""
+    if isinstance(exc, (LockError, InputError, ProtocolError)):
+        return exc.as_dict()
+    if isinstance(exc, OSError) and exc.errno and -exc.errno in NAMES:
+        return {"name": NAMES[-exc.errno], "code": -exc.errno, "message": str(exc)}
+    return {"name": "ERROR", "code": CODES["ERROR"], "message": f"{type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------------------- argument checking
+
+
+def arg_str(args: dict[str, Any], name: str, default: str | None = None, max_len: int = 1024) -> str:
+    value = args.get(name, default)
+    if value is None:
+        raise InputError(name, None, f"give \"{name}\" (a string)")
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise InputError(name, value, f"give a non-empty string of at most {max_len} characters")
+    return value
+
+
+def arg_int(args: dict[str, Any], name: str, default: int | None = None, low: int = 0, high: int = 2**63 - 1) -> int:
+    value = args.get(name, default)
+    if value is None:
+        raise InputError(name, None, f"give \"{name}\" (a whole number from {low} to {high})")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(name, value, f"give a whole number from {low} to {high}")
+    return value
+
+
+def arg_bool(args: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = args.get(name, default)
+    if not isinstance(value, bool):
+        raise InputError(name, value, "give true or false")
+    return value
+
+
+def arg_list(args: dict[str, Any], name: str, max_items: int) -> list[Any]:
+    value = args.get(name)
+    if not isinstance(value, list) or not 1 <= len(value) <= max_items:
+        raise InputError(name, value, f"give a list of 1 to {max_items} items")
+    return value
+
+
+def arg_str_list(args: dict[str, Any], name: str, max_items: int = 64) -> list[str] | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) > max_items
+            or not all(isinstance(v, str) and len(v) <= 4096 for v in value)):
+        raise InputError(name, value, f"give a list of at most {max_items} strings")
+    return value

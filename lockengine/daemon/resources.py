@@ -1,0 +1,281 @@
+"""Resource leases held through this daemon, each on behalf of one registered client process.
+
+A lease is reserved in the table before its ballot runs, so two clients of this daemon never race
+for the same resource (the second gets EEXIST, as with sanlock). A client's leases are released on
+disk when it exits — unless their lockspace has failed: then nothing is written, and other hosts
+take the leases once our host counts as dead (facts §10).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ..errors import InputError, LockError
+from ..ondisk import REQ_DISK_MAGIC, REQ_FORCE, REQ_GRACEFUL, Geometry
+from ..paxos import PaxosLease, read_request
+from ..storage import DirectStorage, Storage
+from ..strings import ResourceSpec, format_resource
+from .clients import Client
+from .lockspace import JOINED, Lockspace
+from .log import get_logger
+
+log = get_logger("resource")
+
+ACQUIRING, HELD, ORPHAN = "ACQUIRING", "HELD", "ORPHAN"
+MAX_PER_CALL = 8  # sanlock's limit per acquire/release call
+
+
+class StoragePool:
+    """One O_DIRECT handle per path, shared by lease operations (renewals have their own)."""
+
+    def __init__(self, opener: Callable[[str], Storage] = DirectStorage) -> None:
+        self._opener = opener
+        self._by_path: dict[str, Storage] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Storage:
+        with self._lock:
+            st = self._by_path.get(path)
+            if st is None:
+                st = self._by_path[path] = self._opener(path)
+            return st
+
+    def close(self) -> None:
+        with self._lock:
+            for st in self._by_path.values():
+                st.close()
+            self._by_path.clear()
+
+
+@dataclass(eq=False)
+class Held:
+    spec: ResourceSpec
+    client: Client
+    state: str = ACQUIRING
+    lease: PaxosLease | None = None
+    lver: int = 0
+    acted_on: tuple[int, int] = (0, 0)  # the request (lver, force_mode) we already acted on
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.spec.lockspace, self.spec.name)
+
+    @property
+    def label(self) -> str:
+        """``LS:RES:PATH:OFF:LVER`` (or ``:SH``), as ``sanlock client inquire`` prints it."""
+        return format_resource(replace(self.spec, lver=self.lver))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"lockspace": self.spec.lockspace, "resource": self.spec.name, "path": self.spec.path,
+                "offset": self.spec.offset, "lver": self.lver, "shared": self.spec.shared,
+                "pid": self.client.pid, "state": self.state}
+
+
+@dataclass(frozen=True)
+class RequestAction:
+    held: Held
+    force_mode: int
+    req_lver: int
+
+
+class ResourceManager:
+    def __init__(self, storages: StoragePool, lockspace: Callable[[str], Lockspace | None]) -> None:
+        self.storages = storages
+        self._lockspace = lockspace
+        self._held: dict[tuple[str, str], Held] = {}
+        self._lock = threading.Lock()
+        self._geometry: dict[tuple[str, int], Geometry] = {}
+
+    # ------------------------------------------------------------------ queries
+
+    def all(self) -> list[Held]:
+        with self._lock:
+            return list(self._held.values())
+
+    def of_client(self, client: Client) -> list[Held]:
+        with self._lock:
+            return [h for h in self._held.values() if h.client is client]
+
+    def in_lockspace(self, name: str) -> list[Held]:
+        with self._lock:
+            return [h for h in self._held.values() if h.spec.lockspace == name]
+
+    def _joined(self, name: str) -> Lockspace:
+        ls = self._lockspace(name)
+        if ls is None:
+            raise LockError("ENOSPC", f"lockspace {name!r} is not joined on this host (add_lockspace first)")
+        if ls.state != JOINED:
+            raise LockError("ENOSPC", f"lockspace {name!r} is {ls.state} on this host, not joined")
+        if ls.closing:
+            raise LockError("EAGAIN", f"lockspace {name!r} is being removed on this host")
+        return ls
+
+    # ------------------------------------------------------------------ acquire
+
+    def acquire(self, client: Client, specs: list[ResourceSpec], *, nowait: bool = False) -> list[Held]:
+        """All or nothing: on any failure the leases won so far are released again."""
+        if not 1 <= len(specs) <= MAX_PER_CALL:
+            raise InputError("resources", len(specs), f"give 1 to {MAX_PER_CALL} resources per call")
+        for spec in specs:
+            if len(spec.disks) != 1:
+                raise InputError("RESOURCE", format_resource(spec), "give exactly one path:offset per resource")
+            self._joined(spec.lockspace)
+        reserved = self._reserve(client, specs)
+        try:
+            for h in reserved:
+                self._acquire_one(h, nowait)
+        except BaseException:
+            for h in reserved:
+                self._undo(h)
+            raise
+        orphans = []
+        with self._lock:
+            for h in reserved:
+                if h.state == ORPHAN:
+                    orphans.append(h)
+                else:
+                    h.state = HELD
+        if orphans:  # the client exited while we balloted: give everything back
+            for h in reserved:
+                self._undo(h)
+            raise LockError("ESRCH", f"pid {client.pid} exited while acquiring; leases released")
+        for h in reserved:
+            log.debug("r %s: acquired for pid %d", h.label, client.pid)
+        return reserved
+
+    def _reserve(self, client: Client, specs: list[ResourceSpec]) -> list[Held]:
+        with self._lock:
+            keys = set()
+            for spec in specs:
+                key = (spec.lockspace, spec.name)
+                if key in self._held or key in keys:
+                    other = self._held.get(key)
+                    who = f"pid {other.client.pid}" if other is not None else "this same request"
+                    raise LockError("EEXIST", f"{spec.lockspace}:{spec.name} is already held or being acquired "
+                                              f"on this host by {who}")
+                keys.add(key)
+            out = [Held(spec, client) for spec in specs]
+            for h in out:
+                self._held[h.key] = h
+            return out
+
+    def _acquire_one(self, h: Held, nowait: bool) -> None:
+        ls = self._joined(h.spec.lockspace)
+        storage = self.storages.get(h.spec.path)
+        gkey = (h.spec.path, h.spec.offset)
+        lease = PaxosLease(
+            storage, ls.name, h.spec.name, h.spec.offset, host_id=ls.host_id, generation=ls.generation,
+            geometry=self._geometry.get(gkey), io_timeout=ls.io_timeout, liveness=ls.liveness,
+        )
+        self._geometry[gkey] = lease.geometry
+        leader = lease.acquire(shared=h.spec.shared, lver=h.spec.lver or 0, nowait=nowait)
+        h.lease, h.lver = lease, leader.lver
+
+    def _undo(self, h: Held) -> None:
+        if h.lease is not None and h.lease.leader is not None:
+            try:
+                h.lease.release()
+            except (LockError, OSError) as exc:
+                log.error("r %s: release after a failed multi-acquire failed: %s", h.label, exc)
+        with self._lock:
+            if self._held.get(h.key) is h:
+                del self._held[h.key]
+
+    # ------------------------------------------------------------------ release
+
+    def release(self, client: Client, specs: list[ResourceSpec] | None) -> list[Held]:
+        """Release the named leases of ``client`` (all of them when ``specs`` is None)."""
+        with self._lock:
+            if specs is None:
+                todo = [h for h in self._held.values() if h.client is client and h.state == HELD]
+            else:
+                todo = []
+                for spec in specs:
+                    h = self._held.get((spec.lockspace, spec.name))
+                    if h is None or h.client is not client or h.state != HELD:
+                        raise LockError("ENOENT", f"{spec.lockspace}:{spec.name} is not held by pid {client.pid}")
+                    todo.append(h)
+            for h in todo:
+                h.state = ORPHAN  # nobody else touches it now
+        errors = []
+        for h in todo:
+            try:
+                self._release_on_disk(h)
+                log.debug("r %s: released by pid %d", h.label, client.pid)
+            except (LockError, OSError) as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return todo
+
+    def client_exited(self, client: Client) -> list[Held]:
+        """Release on disk everything ``client`` held; in-flight acquires give theirs back themselves.
+
+        Returns the leases released on disk (not those dropped because their lockspace failed)."""
+        with self._lock:
+            todo = []
+            for h in self._held.values():
+                if h.client is client:
+                    if h.state == HELD:
+                        todo.append(h)
+                    h.state = ORPHAN
+        released = []
+        for h in todo:
+            # A failure is logged by _release_on_disk; the record is gone either way.
+            with contextlib.suppress(LockError, OSError):
+                if self._release_on_disk(h):
+                    released.append(h)
+        return released
+
+    def _release_on_disk(self, h: Held) -> bool:
+        """Release ``h`` and forget it; False when its lockspace is lost and nothing was written."""
+        try:
+            ls = self._lockspace(h.spec.lockspace)
+            if ls is None or ls.state != JOINED:
+                # Our host id lease is lost or gone: writing now could race a host that took over.
+                log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
+                            "gone" if ls is None else ls.state)
+                return False
+            assert h.lease is not None
+            h.lease.release()
+            return True
+        except (LockError, OSError) as exc:
+            log.error("r %s: release failed: %s", h.label, exc)
+            raise
+        finally:
+            with self._lock:
+                if self._held.get(h.key) is h:
+                    del self._held[h.key]
+
+    def drop_lockspace(self, name: str) -> None:
+        """Forget every lease of a lockspace that is gone (no disk writes)."""
+        with self._lock:
+            for key in [k for k, h in self._held.items() if h.spec.lockspace == name]:
+                self._held[key].state = ORPHAN
+                del self._held[key]
+
+    # ------------------------------------------------------------------ requests
+
+    def examine(self, lockspace: str) -> list[RequestAction]:
+        """Read the request record of each lease we hold in ``lockspace``; return those to act on."""
+        actions = []
+        for h in self.in_lockspace(lockspace):
+            if h.state != HELD or h.spec.shared or h.lease is None:
+                continue
+            try:
+                req = read_request(self.storages.get(h.spec.path), h.spec.offset, h.lease.geometry,
+                                   h.lease.io_timeout)
+            except (LockError, OSError) as exc:
+                log.warning("r %s: reading the request record failed: %s", h.label, exc)
+                continue
+            if req.magic != REQ_DISK_MAGIC or req.force_mode not in (REQ_FORCE, REQ_GRACEFUL):
+                continue
+            # Act once per request; a graceful request upgraded to force at the same lver acts again.
+            if req.lver <= h.lver or req.lver < h.acted_on[0] or (req.lver, req.force_mode) == h.acted_on:
+                continue
+            h.acted_on = (req.lver, req.force_mode)
+            actions.append(RequestAction(h, req.force_mode, req.lver))
+        return actions
