@@ -1,0 +1,1 @@
+"""Tests of the Ansible collection lockengine.cluster (docs/collection.md)."""
