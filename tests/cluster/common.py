@@ -13,18 +13,29 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# Network plan (DESIGN.md §4, issue 3).  One cluster per machine: the bridge and subnet are fixed.
-SUBNET = "10.231.0.0/24"
+
+def _net_index() -> int:
+    raw = os.environ.get("LOCKENGINE_TESTHOSTS_NET", "0")
+    if not raw.isdigit() or int(raw) > 9:
+        raise SystemExit(f"LOCKENGINE_TESTHOSTS_NET: {raw!r} is not valid; use 0..9 (one cluster per number)")
+    return int(raw)
+
+
+# Network plan (DESIGN.md §4, issue 3). One cluster per LOCKENGINE_TESTHOSTS_NET number (default 0):
+# 0 is bridge lebr0 on 10.231.0.0/24 with an unreachable guard over 10.231.0.0/16; N uses 10.(231+N).
+NET_INDEX = _net_index()
+_SUFFIX = f"-{NET_INDEX}" if NET_INDEX else ""
+SUBNET = f"10.{231 + NET_INDEX}.0.0/24"
 PREFIXLEN = 24
-GATEWAY = "10.231.0.1"
-GUARD = "10.231.0.0/16"
+GATEWAY = f"10.{231 + NET_INDEX}.0.1"
+GUARD = f"10.{231 + NET_INDEX}.0.0/16"
 FIRST_HOST_OCTET = 11
 MAX_HOSTS = 200
-BRIDGE = "lebr0"
-NETNS_PREFIX = "le-"
-VETH_PREFIX = "lev-"
+BRIDGE = f"lebr{NET_INDEX}"
+NETNS_PREFIX = f"le{NET_INDEX or ''}-"
+VETH_PREFIX = f"lev{NET_INDEX or ''}-"
 
-DEFAULT_STATE_DIR = Path("/run/lockengine-testhosts")
+DEFAULT_STATE_DIR = Path(f"/run/lockengine-testhosts{_SUFFIX}")
 STATE_ENV = "LOCKENGINE_TESTHOSTS_STATE"
 DEFAULT_IMAGE_DIR = Path("/var/lib/lockengine-testhosts/images")
 IMAGE_ENV = "LOCKENGINE_TESTHOSTS_IMAGES"
@@ -33,7 +44,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # blkio: storage throttles; freezer: hung host; systemd + unified: nspawn's own supervisor/payload
 # cgroups land under ours, so one host's `systemctl stop` never sees another host's processes.
 CGROUP_HIERARCHIES = ("blkio", "freezer", "systemd", "unified")
-CGROUP_PARENT = "lockengine-testhosts"
+CGROUP_PARENT = f"lockengine-testhosts{_SUFFIX}"
 
 IN_HOST_DISK = "/dev/lockdisk{index}"
 IN_HOST_WATCHDOGS = ("/dev/watchdog0", "/dev/watchdog")
