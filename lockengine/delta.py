@@ -310,6 +310,7 @@ class HostTable:
         self._lock = threading.Lock()
         self._template: bytes | None = None
         self._prev: memoryview | None = None
+        self._invalid: set[int] = set()
 
     def observe(self, area: bytes, now: float) -> list[HostEvent]:
         """Note every slot's record; return the hosts whose bitmap has our bit set.
@@ -365,11 +366,12 @@ class HostTable:
             return self._info.get(host_id)
 
     def _note(self, host_id: int, rec: bytes, now: float) -> None:
-        if not leader_checksum_ok(rec, 0):
-            return  # a torn or foreign record tells us nothing; keep the last good view
         ld = decode_delta_sector(rec, 0).leader
-        if ld.space_name != self.space_name:
+        if not leader_checksum_ok(rec, 0) or ld.space_name != self.space_name:
+            # A torn or foreign record tells us nothing: never FREE, keep the last good view.
+            self._invalid.add(host_id)
             return
+        self._invalid.discard(host_id)
         self._raw[host_id] = rec
         old = self._info.get(host_id)
         if old is None:
@@ -396,7 +398,8 @@ class HostTable:
 
     def _state(self, info: HostInfo | None, host_id: int, now: float) -> str:
         if info is None:
-            return "FREE" if self._raw else "UNKNOWN"
+            # Seen as a never-acquired record: free. Unreadable or not seen yet: unknown.
+            return "FREE" if self._prev is not None and host_id not in self._invalid else "UNKNOWN"
         if info.timestamp == 0:
             return "FREE"
         if host_id == self.our_host_id:

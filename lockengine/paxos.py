@@ -184,11 +184,16 @@ class PaxosLease:
         owner_slot = slots.get(cur.owner_id)
         if (
             owner_slot is not None
+            and owner_slot.checksum_ok
             and cur.write_id != cur.owner_id
             and owner_slot.dblock.released
-            and owner_slot.dblock.lver == cur.lver
+            and owner_slot.dblock.lver >= cur.lver
         ):
-            return True  # another host committed it for the owner, and the owner has let it go
+            # Another host wrote this leader for the owner, and the owner has released since its ballot
+            # for this version or a later one (a delayed commit of an older version must not wedge the
+            # lease; the ballot adopts what that version decided). A RELEASED dblock of an *older*
+            # version proves nothing: an abandoned write of it may land after the owner won this one.
+            return True
         held = LockError(
             "ACQUIRE_IDLIVE",
             f"{self.resource_name} is held by host {cur.owner_id} generation {cur.owner_generation} (lver {cur.lver})",
@@ -229,8 +234,15 @@ class PaxosLease:
             first = False
             if now_leader.lver == next_lver:
                 if (now_leader.owner_id, now_leader.owner_generation) == (self.host_id, self.generation):
+                    # Another host committed our proposal for us: the shared holders still count.
                     self.leader, self.shared = now_leader, False
-                    return now_leader  # another host committed our proposal for us
+                    if not short_hold:
+                        _, slots_now = self._read_area()
+                        self._clear_sharers(
+                            {(h, sl.mblock.generation) for h, sl in slots_now.items()
+                             if sl.mblock.shared and h != self.host_id}
+                        )
+                    return now_leader
                 raise LockError(
                     "ACQUIRE_OWNED", f"{self.resource_name}: lver {next_lver} went to host {now_leader.owner_id}"
                 )
@@ -290,6 +302,7 @@ class PaxosLease:
         )
         if new.owner_id == self.host_id:
             new = replace(new, flags=(new.flags | LFL_SHORT_HOLD) if short_hold else (new.flags & ~LFL_SHORT_HOLD))
+        new = new.with_checksum()
         self._write_leader(new)
         if (new.owner_id, new.owner_generation) != (self.host_id, self.generation):
             raise LockError("ACQUIRE_OTHER", f"{self.resource_name}: ballot committed host {new.owner_id}")
