@@ -132,7 +132,9 @@ def test_storage_loss_escalates_and_stops_petting(daemons: DaemonFactory, loop_d
         # The watchdog: no pet between the lease's expiry and the last holder's death, so a holder
         # that could not be killed would have the host reset before others may take over.
         before = [t for t in wd.pets if t <= last + 8 * IO]
-        during = [t for t in wd.pets if last + 8 * IO < t < stubborn_exit.at]
+        # (The daemon sees the SIGKILLed holder go through its pidfd and may pet again before our
+        # exit-watching thread is scheduled under load: judge the window up to 0.5 s before that.)
+        during = [t for t in wd.pets if last + 8 * IO < t < stubborn_exit.at - 0.5]
         assert before, "the watchdog was never petted"
         assert during == [], f"petted {len(during)} times after the lease expired"
         assert max(before) + FIRE < last + 8 * IO + FIRE  # fires before the host counts as dead
