@@ -19,14 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check lockengine tests
+	$(VENV)/bin/ruff check lockengine tests tools
 	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) -m lockengine.demo
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
