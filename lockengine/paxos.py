@@ -24,14 +24,13 @@ from .ondisk import (
     MBLOCK_SHARED,
     REQ_DISK_MAGIC,
     REQ_DISK_VERSION,
+    AreaSlots,
     DBlock,
     Geometry,
-    HostSlot,
     Leader,
     ModeBlock,
     RequestRecord,
     SlotFields,
-    decode_paxos_slots,
     decode_request,
     encode_name,
     geometry_from_flags,
@@ -111,10 +110,10 @@ class PaxosLease:
         buf = self.storage.read(self.offset, self.geometry.sector_size, self.io_timeout)
         return self._verify(buf)
 
-    def _read_area(self) -> tuple[Leader, dict[int, HostSlot]]:
+    def _read_area(self) -> tuple[Leader, AreaSlots]:
         buf = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
         ld = self._verify(buf)
-        return ld, decode_paxos_slots(buf, self.geometry.sector_size, ld.num_hosts)
+        return ld, AreaSlots(buf, self.geometry.sector_size, ld.num_hosts)
 
     def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> None:
         mblock = mblock or ModeBlock()
@@ -175,7 +174,7 @@ class PaxosLease:
             if result is not None:
                 return result
 
-    def _may_run(self, cur: Leader, slots: dict[int, HostSlot], nowait: bool, abort: threading.Event | None) -> bool:
+    def _may_run(self, cur: Leader, slots: AreaSlots, nowait: bool, abort: threading.Event | None) -> bool:
         """True to run a ballot; False to restart; raises when the owner is alive."""
         if cur.timestamp == 0:
             return True
@@ -216,14 +215,14 @@ class PaxosLease:
             if self.read_leader() != cur:
                 return False
 
-    def _our_first_mbal(self, slots: dict[int, HostSlot], max_hosts: int) -> int:
-        max_mbal = max((s.dblock.mbal for s in slots.values() if s.checksum_ok), default=0)
+    def _our_first_mbal(self, slots: AreaSlots, max_hosts: int) -> int:
+        max_mbal = slots.max_valid_mbal()
         if not max_mbal:
             return self.host_id
         return max_mbal - (max_mbal % max_hosts) + max_hosts + self.host_id
 
     def _run(
-        self, cur: Leader, slots: dict[int, HostSlot], short_hold: bool, abort: threading.Event | None
+        self, cur: Leader, slots: AreaSlots, short_hold: bool, abort: threading.Event | None
     ) -> Leader | None:
         """Ballots for cur.lver + 1 until one completes; None means restart from a fresh read."""
         next_lver = cur.lver + 1
@@ -238,10 +237,7 @@ class PaxosLease:
                     self.leader, self.shared = now_leader, False
                     if not short_hold:
                         _, slots_now = self._read_area()
-                        self._clear_sharers(
-                            {(h, sl.mblock.generation) for h, sl in slots_now.items()
-                             if sl.mblock.shared and h != self.host_id}
-                        )
+                        self._clear_sharers(slots_now.sharers(self.host_id))
                     return now_leader
                 raise LockError(
                     "ACQUIRE_OWNED", f"{self.resource_name}: lver {next_lver} went to host {now_leader.owner_id}"
@@ -278,22 +274,7 @@ class PaxosLease:
         self, span: int, num_hosts: int, mine: DBlock
     ) -> tuple[DBlock | None, set[tuple[int, int]]]:
         buf = self.storage.read(self.offset, span, self.io_timeout)
-        s = self.geometry.sector_size
-        best: SlotFields | None = None
-        sharers: set[tuple[int, int]] = set()
-        for host_id, f in scan_paxos_sectors(buf, s, num_hosts):
-            if f[8] & MBLOCK_SHARED and host_id != self.host_id:
-                sharers.add((host_id, f[10]))
-            # A dblock of an older lver is ignored whatever its checksum, so test that first.
-            if f[5] < mine.lver or not slot_checksum_ok(buf, s, host_id, f):
-                continue
-            if f[5] > mine.lver:
-                raise LockError("DBLOCK_LVER", f"host {host_id} dblock is at lver {f[5]}, beyond {mine.lver}")
-            if f[0] > mine.mbal:
-                raise LockError("DBLOCK_MBAL", f"host {host_id} ballot {f[0]} beats ours {mine.mbal}")
-            if f[2] and (best is None or f[1] > best[1]):
-                best = f
-        return (DBlock(*best[:8]) if best is not None else None), sharers
+        return judge_phase(buf, self.geometry.sector_size, num_hosts, self.host_id, mine)
 
     def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> Leader:
         new = replace(
@@ -371,6 +352,29 @@ class PaxosLease:
                 write_timestamp=monotime(self.clock), flags=cur.flags & ~LFL_SHORT_HOLD,
             )
         )
+
+
+def judge_phase(
+    buf: bytes, sector_size: int, num_hosts: int, host_id: int, mine: DBlock
+) -> tuple[DBlock | None, set[tuple[int, int]]]:
+    """What a ballot phase concludes from the dblocks it read: the accepted value with the highest
+    bal (None: propose ourselves) and the shared holders seen; raises DBLOCK_LVER / DBLOCK_MBAL to abort.
+    Pure, and the CPU hot path of every acquire (python -m lockengine.bench.decode measures it)."""
+    best: SlotFields | None = None
+    sharers: set[tuple[int, int]] = set()
+    for hid, f in scan_paxos_sectors(buf, sector_size, num_hosts):
+        if f[8] & MBLOCK_SHARED and hid != host_id:
+            sharers.add((hid, f[10]))
+        # A dblock of an older lver is ignored whatever its checksum, so test that first.
+        if f[5] < mine.lver or not slot_checksum_ok(buf, sector_size, hid, f):
+            continue
+        if f[5] > mine.lver:
+            raise LockError("DBLOCK_LVER", f"host {hid} dblock is at lver {f[5]}, beyond {mine.lver}")
+        if f[0] > mine.mbal:
+            raise LockError("DBLOCK_MBAL", f"host {hid} ballot {f[0]} beats ours {mine.mbal}")
+        if f[2] and (best is None or f[1] > best[1]):
+            best = f
+    return (DBlock(*best[:8]) if best is not None else None), sharers
 
 
 # ---------------------------------------------------------------------- requests

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import struct
 import sys
 import time
 from dataclasses import replace
@@ -23,11 +22,11 @@ from .. import crc
 from ..delta import HostTable
 from ..dump import decode_lockspace_area, decode_resource_area
 from ..ondisk import (
+    AreaSlots,
     DBlock,
     DeltaRecord,
     Geometry,
     ModeBlock,
-    decode_paxos_slots,
     host_sector,
     lockspace_area,
     new_delta_leader,
@@ -35,6 +34,7 @@ from ..ondisk import (
     verify_delta_leader,
     verify_paxos_leader,
 )
+from ..paxos import judge_phase
 
 GEOM = Geometry(512, 1 << 20)
 
@@ -62,74 +62,10 @@ def lockspace_buffer(acquired: int) -> bytes:
     return bytes(area)
 
 
-# --------------------------------------------------------------------------- proposed hot path
-#
-# A prototype of the change proposed for ondisk.decode_paxos_slots, kept here so the figures can be
-# reproduced: (1) skip all-zero runs of 32 sectors with one memcmp each (bytes.startswith), (2)
-# unpack each remaining sector with one C call (Struct.iter_unpack over a sector-sized format) into
-# a plain tuple instead of three dataclass instances, (3) verify a dblock's checksum only when its
-# lver could matter to this ballot (lver >= next_lver): sanlock ignores the others whatever their
-# checksum, so the outcome is the same.
-
-_CHUNK = 32
-_ZERO_CHUNKS = {s: bytes(_CHUNK * s) for s in (512, 4096)}
-_SECTOR_FORMATS = {s: struct.Struct(f"<QQQQQQII72xIIQ{s - 144}x") for s in (512, 4096)}
-_ZERO_FIELDS = (0,) * 11
-Fields = tuple[int, int, int, int, int, int, int, int, int, int, int]
-
-
-def proposed_scan(buf: bytes, sector_size: int, num_hosts: int) -> list[tuple[int, Fields]]:
-    """(host_id, fields) of every host sector that is not all zero; fields = mbal, bal, inp, inp2, inp3,
-    lver, checksum, flags, mode flags, mode padding, mode generation. No checksum is verified here."""
-    fmt = _SECTOR_FORMATS[sector_size]
-    zeros = _ZERO_CHUNKS[sector_size]
-    end = min(len(buf) // sector_size, num_hosts + 2)
-    view = memoryview(buf)
-    out: list[tuple[int, Fields]] = []
-    for first in range(2, end, _CHUNK):
-        last = min(first + _CHUNK, end)
-        if buf.startswith(zeros[: (last - first) * sector_size], first * sector_size):
-            continue
-        host_id = first - 1
-        for fields in fmt.iter_unpack(view[first * sector_size : last * sector_size]):
-            if fields != _ZERO_FIELDS:
-                out.append((host_id, fields))
-            host_id += 1
-    return out
-
-
-def proposed_dblock_ok(buf: bytes, sector_size: int, host_id: int, fields: Fields) -> bool:
-    if not (fields[0] or fields[1] or fields[2] or fields[5] or fields[6]):
-        return True  # an all-zero dblock is valid
-    off = (host_id + 1) * sector_size
-    return bool(crc.checksum(buf[off : off + 48]) == fields[6])
-
-
-def proposed_phase(buf: bytes, next_lver: int, our_mbal: int) -> tuple[Fields | None, list[tuple[int, int]]]:
-    """What a ballot phase computes from its read: best accepted value, shared holders, abort checks."""
-    best: Fields | None = None
-    sharers: list[tuple[int, int]] = []
-    for host_id, f in proposed_scan(buf, GEOM.sector_size, GEOM.max_hosts):
-        if f[8] & 1:
-            sharers.append((host_id, f[10]))
-        if f[5] < next_lver or not proposed_dblock_ok(buf, GEOM.sector_size, host_id, f):
-            continue
-        if f[5] > next_lver or f[0] > our_mbal:
-            raise RuntimeError("abort")
-        if f[2] and (best is None or f[1] > best[1]):
-            best = f
-    return best, sharers
-
-
-def proposed_check_all(buf: bytes) -> int:
-    """The same scan, verifying every dblock's checksum (the worst case: all in this ballot)."""
-    return sum(proposed_dblock_ok(buf, GEOM.sector_size, h, f) for h, f in proposed_scan(buf, GEOM.sector_size, 2000))
-
-
 def ballot_decode(buf: bytes) -> int:
-    """What a ballot does with an area it read: check the leader, decode and checksum every dblock."""
+    """What acquire does with its first read of the area: check the leader, find the highest valid mbal."""
     ld = verify_paxos_leader(buf, "LS", "R1")
-    return len(decode_paxos_slots(buf, GEOM.sector_size, ld.num_hosts))
+    return AreaSlots(buf, GEOM.sector_size, ld.num_hosts).max_valid_mbal()
 
 
 def verify_every_delta_record(buf: bytes) -> int:
@@ -138,6 +74,12 @@ def verify_every_delta_record(buf: bytes) -> int:
         verify_delta_leader(buf, GEOM.host_offset(h), "LS")
         n += 1
     return n
+
+
+def ballot_phase(next_lver: int) -> Callable[[bytes], object]:
+    """One ballot phase's judgement of an area it read, as PaxosLease runs it (host 1, a high mbal)."""
+    mine = DBlock(mbal=1 << 62, lver=next_lver)
+    return lambda b: judge_phase(b, GEOM.sector_size, GEOM.max_hosts, 1, mine)
 
 
 def host_table_steady(buf: bytes) -> Callable[[bytes], int]:
@@ -167,16 +109,16 @@ def cases() -> list[tuple[str, Callable[[bytes], object], bytes]]:
     ls_few = lockspace_buffer(3)
     ls_full = lockspace_buffer(GEOM.max_hosts)
     return [
-        ("resource 1 MiB, fresh (no dblocks)", ballot_decode, fresh),
-        ("resource 1 MiB, host 1's dblock only", ballot_decode, one),
-        ("resource 1 MiB, host 2000's dblock only", ballot_decode, last),
-        ("resource 1 MiB, all 2000 dblocks", ballot_decode, full),
+        ("acquire's first read (leader, max valid mbal): fresh", ballot_decode, fresh),
+        ("acquire's first read: host 1's dblock only", ballot_decode, one),
+        ("acquire's first read: host 2000's dblock only", ballot_decode, last),
+        ("acquire's first read: all 2000 dblocks", ballot_decode, full),
         ("resource 1 MiB, all 2000 dblocks, dump decode", lambda b: decode_resource_area(b, 0, GEOM, True), full),
-        ("proposed: fresh", proposed_check_all, fresh),
-        ("proposed: host 1's dblock only", proposed_check_all, one),
-        ("proposed: host 2000's dblock only", proposed_check_all, last),
-        ("proposed: all 2000, checksum every dblock", proposed_check_all, full),
-        ("proposed: all 2000, ballot phase (older lvers)", lambda b: proposed_phase(b, 8, 1 << 62), full),
+        ("ballot phase (engine): fresh", ballot_phase(7), fresh),
+        ("ballot phase (engine): host 1's dblock only", ballot_phase(7), one),
+        ("ballot phase (engine): host 2000's dblock only", ballot_phase(7), last),
+        ("ballot phase (engine): all 2000, same lver (checksum each)", ballot_phase(7), full),
+        ("ballot phase (engine): all 2000, older lvers", ballot_phase(8), full),
         ("lockspace 1 MiB, 3 hosts, verify all 2000 records", verify_every_delta_record, ls_few),
         ("lockspace 1 MiB, 3 hosts, renewal host-table pass", host_table_steady(ls_few), ls_few),
         ("lockspace 1 MiB, 2000 hosts, renewal host-table pass", host_table_steady(ls_full), ls_full),
