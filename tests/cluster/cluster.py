@@ -745,6 +745,12 @@ class Cluster:
 
     def _stop_host_for_good(self, h: dict[str, Any]) -> None:
         rec = h.get("nspawn")
+        # A process stuck on a hung or throttled path would keep the host (and its cgroups) alive:
+        # release its queued I/O first. Best effort: a loop device may already be gone.
+        for loop in h.get("loops", []):
+            with contextlib.suppress(Exception):
+                storage.set_read_only(loop["device"], False)
+                storage.set_throttle(Path(h["cgroups"]["blkio"]), loop["device"])
         freezer = Path(h["cgroups"]["freezer"])
         if freezer.exists() and cgroups.freezer_state(freezer) != "THAWED":
             cgroups.set_frozen(freezer, False)
