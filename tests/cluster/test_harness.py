@@ -329,6 +329,10 @@ def test_watchdog_magic_close_disarms(cluster: Cluster) -> None:
     assert rc != 0 and "Inappropriate ioctl for device" in err
     _must(cluster, "node2", "printf V > /dev/watchdog0")  # the probe above opened it: disarm
     _must(cluster, "node2", _py(PETTER, 1.5, "magic"))
+    # The player notes the close from its reader a moment after the writer's exit: poll briefly.
+    deadline = time.monotonic() + 3
+    while cluster.watchdog("node2")["armed"] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert cluster.watchdog("node2")["armed"] is False
     time.sleep(WATCHDOG_TIMEOUT + 2)
     assert len(cluster.watchdog_resets("node2")) == before
