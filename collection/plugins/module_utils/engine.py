@@ -15,6 +15,7 @@ import os
 
 from ansible_collections.lockengine.cluster.plugins.module_utils.common import (
     FALLBACK_BIN,
+    MIB,
     SOCKET_NAME,
     escape_path,
 )
@@ -172,3 +173,23 @@ def lockspace_entry(status, name):
         if entry.get("lockspace") == name:
             return entry
     return None
+
+
+def init_area(engine, args, params, options, offset, align, what):
+    """``lockengine direct init ARGS`` with the module's geometry options, then the new area's geometry.
+
+    ``options`` pairs a CLI flag with the module parameter it comes from, e.g. ("-Z", "sector_size");
+    unset parameters are left out so the engine picks them from the device.
+    """
+    args = list(args)
+    for flag, key in options:
+        if params.get(key):
+            args += [flag, params[key]]
+    if params.get("force"):
+        args.append("--force")
+    try:
+        engine.run(*args)
+        dump = engine.dump(params["path"], offset, size=align or MIB)
+    except EngineError as exc:
+        engine.fail(exc, what)
+    return geometry_of(area_at(dump, offset))

@@ -195,6 +195,7 @@ from ansible_collections.lockengine.cluster.plugins.module_utils.engine import (
     EngineError,
     area_at,
     geometry_of,
+    init_area,
     lockspace_entry,
 )
 
@@ -276,21 +277,11 @@ def initialize(module, engine, p, offset):
     if module.check_mode:
         result["geometry"] = wanted
         return result
-    args = ["direct", "init", "-s", lockspace_string(p["name"], 0, p["path"], offset)]
-    if p["io_timeout"]:
-        args += ["-o", p["io_timeout"]]
-    if p["sector_size"]:
-        args += ["-Z", p["sector_size"]]
-    if p["align_size"]:
-        args += ["-A", p["align_size"]]
-    if p["force"]:
-        args.append("--force")
-    try:
-        engine.run(*args)
-        dump = engine.dump(p["path"], offset, size=align or MIB)
-    except EngineError as exc:
-        engine.fail(exc, "initialising lockspace %s at %s:%d failed" % (p["name"], p["path"], offset))
-    result["geometry"] = geometry_of(area_at(dump, offset))
+    result["geometry"] = init_area(
+        engine, ["direct", "init", "-s", lockspace_string(p["name"], 0, p["path"], offset)], p,
+        (("-o", "io_timeout"), ("-Z", "sector_size"), ("-A", "align_size")), offset, align,
+        "initialising lockspace %s at %s:%d failed" % (p["name"], p["path"], offset),
+    )
     return result
 
 

@@ -143,6 +143,7 @@ from ansible_collections.lockengine.cluster.plugins.module_utils.engine import (
     EngineError,
     area_at,
     geometry_of,
+    init_area,
 )
 from ansible_collections.lockengine.cluster.plugins.module_utils.liveness import released_by_owner
 
@@ -248,21 +249,11 @@ def main():
     if module.check_mode:
         result["geometry"] = wanted
         module.exit_json(**result)
-    args = ["direct", "init", "-r", resource_string(p["lockspace"], p["name"], p["path"], offset)]
-    if p["sector_size"]:
-        args += ["-Z", p["sector_size"]]
-    if p["align_size"]:
-        args += ["-A", p["align_size"]]
-    if p["num_hosts"]:
-        args += ["-n", p["num_hosts"]]
-    if p["force"]:
-        args.append("--force")
-    try:
-        engine.run(*args)
-        dump = engine.dump(p["path"], offset, size=align or MIB)
-    except EngineError as exc:
-        engine.fail(exc, "initialising resource %s:%s at %s failed" % (p["lockspace"], p["name"], where))
-    result["geometry"] = geometry_of(area_at(dump, offset))
+    result["geometry"] = init_area(
+        engine, ["direct", "init", "-r", resource_string(p["lockspace"], p["name"], p["path"], offset)], p,
+        (("-Z", "sector_size"), ("-A", "align_size"), ("-n", "num_hosts")), offset, align,
+        "initialising resource %s:%s at %s failed" % (p["lockspace"], p["name"], where),
+    )
     module.exit_json(**result)
 
 
