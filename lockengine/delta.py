@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from .clock import Clock, abortable_sleep, monotime
 from .errors import InputError, LockError
 from .ondisk import (
     BITMAP_OFFSET,
@@ -30,16 +31,8 @@ from .ondisk import (
 )
 from .storage import Storage
 
-Clock = Callable[[], float]
-Sleeper = Callable[[float], None]
-
 DEFAULT_FIRE_TIMEOUT = 60
 GEOMETRY_PROBE = 4096
-
-
-def monotime(clock: Clock = time.monotonic) -> int:
-    """sanlock's on-disk timestamp: whole seconds of the writer's monotonic clock, never 0 (= free)."""
-    return max(1, int(clock()))
 
 
 def host_dead_seconds(io_timeout: int, fire_timeout: int = DEFAULT_FIRE_TIMEOUT) -> int:
@@ -58,13 +51,6 @@ def read_lockspace_geometry(storage: Storage, offset: int, space_name: str, time
             f"lockspace {space_name!r} uses {geom.sector_size}-byte sectors but {storage.path} has {storage.sector_size}",
         )
     return geom
-
-
-def abortable_sleep(seconds: float, abort: threading.Event | None, what: str) -> None:
-    if abort is None:
-        time.sleep(seconds)
-    elif abort.wait(seconds):
-        raise LockError("ERROR", f"{what}: aborted")
 
 
 class DeltaLease:

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from .delta import DEFAULT_FIRE_TIMEOUT, Clock, HostTable, host_dead_seconds
+from .clock import Clock
+from .delta import DEFAULT_FIRE_TIMEOUT, HostTable, host_dead_seconds
 from .ondisk import Geometry, Leader, verify_delta_leader
 from .storage import Storage
 

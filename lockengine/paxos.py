@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from .delta import Clock, abortable_sleep, monotime
+from .clock import Clock, abortable_sleep, monotime
 from .errors import CODES, InputError, LockError
 from .liveness import ALIVE, RUN, OwnerLiveness
 from .ondisk import (
@@ -359,7 +359,7 @@ def judge_phase(
 ) -> tuple[DBlock | None, set[tuple[int, int]]]:
     """What a ballot phase concludes from the dblocks it read: the accepted value with the highest
     bal (None: propose ourselves) and the shared holders seen; raises DBLOCK_LVER / DBLOCK_MBAL to abort.
-    Pure, and the CPU hot path of every acquire (python -m lockengine.bench.decode measures it)."""
+    Pure, and the CPU hot path of every acquire (python -m devkit.bench.decode measures it)."""
     best: SlotFields | None = None
     sharers: set[tuple[int, int]] = set()
     for hid, f in scan_paxos_sectors(buf, sector_size, num_hosts):

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devkit.faults import FaultRules, FaultyStorage, IoRecord
 from lockengine.delta import DeltaLease, HostTable
 from lockengine.errors import LockError
-from lockengine.faults import FaultRules, FaultyStorage, IoRecord
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import (
     LEADER_SIZE,

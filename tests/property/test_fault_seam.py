@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devkit.faults import Fault, FaultRules, FaultyStorage, IoRecord
 from lockengine.errors import InputError, LockError
-from lockengine.faults import Fault, FaultRules, FaultyStorage, IoRecord
 from lockengine.storage import DirectStorage
 
 S = 512

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.faults import FaultyStorage, IoRecord
 from lockengine.delta import DeltaLease
 from lockengine.errors import LockError
-from lockengine.faults import FaultyStorage, IoRecord
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import LEADER_CHECKSUM_LEN, Geometry, Leader
 from lockengine.paxos import PaxosLease, request

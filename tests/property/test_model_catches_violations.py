@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lockengine.faults import FaultRules
+from devkit.faults import FaultRules
 from lockengine.liveness import RUN, DeltaOwnerLiveness
 from lockengine.ondisk import Geometry
 from lockengine.paxos import PaxosLease

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from lockengine.faults import FaultRules
+from devkit.faults import FaultRules
 from lockengine.ondisk import Geometry
 
 from .sim import HOST_DEAD, DeltaWorld, Step, World, make_disk

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lockengine.interop.sanlockd import SanlockDaemon
+from devkit.sanlockd import SanlockDaemon
 from lockengine.ondisk import parse_size
 
 from .harness import DaemonFactory, Holder, TestDaemon, init_disk, read_leader

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.faults import Fault, FaultyStorage, IoRecord
 from lockengine.delta import (
     DeltaLease,
     HostEvent,
@@ -21,7 +22,6 @@ from lockengine.delta import (
     read_lockspace_geometry,
 )
 from lockengine.errors import CODES, InputError, LockError
-from lockengine.faults import Fault, FaultyStorage, IoRecord
 from lockengine.ondisk import (
     BITMAP_OFFSET,
     BITMAP_SIZE,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lockengine.delta import monotime
+from devkit.faults import FaultyStorage, IoRecord
+from lockengine.clock import monotime
 from lockengine.errors import CODES, InputError, LockError
-from lockengine.faults import FaultyStorage, IoRecord
 from lockengine.liveness import ALIVE, RUN
 from lockengine.ondisk import (
     DBLOCK_FL_RELEASED,

@@ -1,6 +1,6 @@
 """lockengine and the real sanlock side by side, on one loop device, in one run.
 
-    python -m lockengine.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
+    python -m devkit.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
                                        [--idle-seconds 60] [--json]
 
 Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
@@ -24,11 +24,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..client import Client
-from ..init import init_lockspace, init_resource
-from ..interop.sanlockd import SanlockDaemon
-from ..ondisk import Geometry
-from ..storage import DirectStorage
+from lockengine.client import Client
+from lockengine.init import init_lockspace, init_resource
+from lockengine.ondisk import Geometry
+from lockengine.storage import DirectStorage
+
+from ..sanlockd import SanlockDaemon
 
 MiB = 1 << 20
 SIDE_SCRIPT = Path(__file__).with_name("sanlock_side.py")
@@ -258,7 +259,7 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lockengine.bench.compare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m devkit.bench.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--count", type=int, default=50, help="acquire/release pairs per daemon (default 50)")
     p.add_argument("--io-timeout", type=int, default=10, help="io_timeout for both daemons (default 10)")
     p.add_argument("--lockspaces", type=int, default=10, help="lockspaces held for the RSS/CPU figure (0: skip)")

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import InputError, LockError
-from .storage import Storage
+from lockengine.errors import InputError, LockError
+from lockengine.storage import Storage
 
 Op = Literal["read", "write"]
 FaultKind = Literal["eio", "hang", "torn", "delay"]

@@ -3,7 +3,7 @@
 Every ballot reads and checks up to 2000 dblocks twice, and every renewal reads the whole lockspace,
 so these decode paths bound how fast acquire and renewal can be. Run::
 
-    python -m lockengine.bench.decode [--repeat N] [--json]
+    python -m devkit.bench.decode [--repeat N] [--json]
 
 Prints the median and best microseconds per area for each case. Nothing here touches a device.
 """
@@ -18,10 +18,10 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from .. import crc
-from ..delta import HostTable
-from ..dump import decode_lockspace_area, decode_resource_area
-from ..ondisk import (
+from lockengine import crc
+from lockengine.delta import HostTable
+from lockengine.dump import decode_lockspace_area, decode_resource_area
+from lockengine.ondisk import (
     AreaSlots,
     DBlock,
     DeltaRecord,
@@ -34,7 +34,7 @@ from ..ondisk import (
     verify_delta_leader,
     verify_paxos_leader,
 )
-from ..paxos import judge_phase
+from lockengine.paxos import judge_phase
 
 GEOM = Geometry(512, 1 << 20)
 
@@ -128,7 +128,7 @@ def cases() -> list[tuple[str, Callable[[bytes], object], bytes]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lockengine.bench.decode", description="CPU cost of decoding and checking whole lease areas.")
+    p = argparse.ArgumentParser(prog="python -m devkit.bench.decode", description="CPU cost of decoding and checking whole lease areas.")
     p.add_argument("--repeat", type=int, default=200, help="timed runs per case (default 200)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

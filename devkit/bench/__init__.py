@@ -1,0 +1,1 @@
+"""Benchmarks: run as modules (``python -m devkit.bench.decode``); never asserted in tests."""

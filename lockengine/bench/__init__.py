@@ -1,1 +1,0 @@
-"""Benchmarks: run as modules (``python -m lockengine.bench.decode``); never asserted in tests."""

@@ -1,1 +1,0 @@
-"""Running the real sanlock beside lockengine: for interop tests and side-by-side benchmarks."""
