@@ -1,19 +1,21 @@
 """The project's test-host harness: systemd-nspawn hosts, shared disks, faults, virtual watchdogs.
 
-    from tests.cluster import Cluster
+    from testhosts import Cluster
     cluster = Cluster()          # or Cluster(state_dir)
     cluster.up(3, disks=1, sector_size=512, watchdog_timeout=10)
     ...
     cluster.down()
 
-CLI: ``python -m tests.cluster --help``; documentation: docs/harness.md.
+CLI: ``python -m testhosts --help``; documentation: docs/harness.md. Not shipped: a product of its own
+for the project's tests, the demo and molecule.
 """
 
 from __future__ import annotations
 
-from .cluster import Cluster, Host, default_image_dir, default_state_dir
-from .common import HarnessError, HostTimeout, UnknownHost
-from .ssh import HostUnreachable
+from .cluster import Cluster
+from .errors import HarnessError, HostTimeout, HostUnreachable, UnknownHost
+from .outputs import Host
+from .plan import default_image_dir, default_state_dir
 
 __all__ = [
     "Cluster",

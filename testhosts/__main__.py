@@ -1,4 +1,4 @@
-"""Entry point: ``python -m tests.cluster COMMAND`` (run from the repository root)."""
+"""Entry point: ``python -m testhosts COMMAND`` (run from the repository root)."""
 
 from __future__ import annotations
 

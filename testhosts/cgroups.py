@@ -4,17 +4,25 @@ PID 1 of this machine is not systemd, so without cgroups of their own every nspa
 ``/supervisor`` and ``/payload`` in the name=systemd and unified hierarchies, and one host's
 ``systemctl stop`` could not kill its unit's processes.  blkio carries the storage throttles and
 freezer the "hung host" fault, for that host only.
+
+Undo kinds: ``cgroup-parent`` (the per-net-number parent, shared by every cluster with that number:
+removed only once empty) and ``cgroup`` (a host's own, with everything below it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
 from pathlib import Path
 
-from .common import CGROUP_HIERARCHIES, CGROUP_PARENT, CGROUP_ROOT, HarnessError
+from . import undo
+from .errors import HarnessError
+from .plan import CGROUP_HIERARCHIES, CGROUP_PARENT, CGROUP_ROOT
+from .records import HostRecord
+from .state import State
 
 
 def check_hierarchies() -> None:
@@ -88,3 +96,60 @@ def set_frozen(freezer: Path, frozen: bool, timeout: float = 10.0) -> None:
         time.sleep(0.02)
         if frozen:  # FREEZING can stall on a task in uninterruptible sleep; asking again retries it
             (freezer / "freezer.state").write_text(want)
+
+
+def freezer_of(h: HostRecord) -> Path:
+    return Path(h["cgroups"]["freezer"])
+
+
+def blkio_of(h: HostRecord) -> Path:
+    return Path(h["cgroups"]["blkio"])
+
+
+def is_frozen(h: HostRecord) -> bool:
+    freezer = freezer_of(h)
+    return freezer.exists() and freezer_state(freezer) in ("FROZEN", "FREEZING")
+
+
+def thaw_if_frozen(h: HostRecord) -> None:
+    """cgroup-v1 freezer holds even SIGKILL: a frozen host must thaw to die (or to boot thawed)."""
+    freezer = freezer_of(h)
+    if freezer.exists() and freezer_state(freezer) != "THAWED":
+        set_frozen(freezer, False)
+
+
+# ---------------------------------------------------------------- undo kinds
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class CgroupParent(undo.UndoStep):
+    KIND = "cgroup-parent"
+    path: str
+
+    def undo(self, state: State) -> None:
+        parent = Path(self.path)
+        # shared by every cluster on this machine: removed only when no host cgroup is left in it
+        if parent.exists() and not any(p.is_dir() for p in parent.iterdir()):
+            parent.rmdir()
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class Cgroup(undo.UndoStep):
+    KIND = "cgroup"
+    path: str
+
+    def undo(self, state: State) -> None:
+        remove(Path(self.path))
+
+
+def make_parents(state: State) -> None:
+    for parent in parent_dirs():
+        if not parent.exists():
+            CgroupParent(path=str(parent)).log(state)
+            parent.mkdir()
+
+
+def make_host_cgroups(state: State, dirs: dict[str, Path]) -> None:
+    for path in dirs.values():
+        Cgroup(path=str(path)).log(state)
+        path.mkdir()

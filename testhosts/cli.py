@@ -1,4 +1,4 @@
-"""``python -m tests.cluster``: the test-host harness's command line (see docs/harness.md)."""
+"""``python -m testhosts``: the test-host harness's command line (see docs/harness.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from . import image
-from .cluster import Cluster, default_image_dir, default_state_dir
-from .common import DEFAULT_DISK_SIZE, DEFAULT_WATCHDOG_TIMEOUT, HarnessError, UnknownHost
+from .cluster import Cluster
+from .errors import HarnessError, UnknownHost
+from .plan import (
+    COMMAND,
+    DEFAULT_BOOT_TIMEOUT,
+    DEFAULT_DISK_SIZE,
+    DEFAULT_WATCHDOG_TIMEOUT,
+    default_image_dir,
+    default_state_dir,
+)
+from .records import StatusRow
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -35,7 +43,7 @@ def _sector_sizes(text: str) -> int | list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.cluster",
+        prog=COMMAND,
         description="lockengine test hosts: systemd-nspawn hosts on a private bridge, shared loop-device "
                     "disks with per-host fault injection, a virtual watchdog per host.")
     parser.add_argument("--state", type=Path, default=None,
@@ -57,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--prefix", default="node", help="host name prefix (default node: node1, node2...)")
     up.add_argument("--names", type=lambda t: [n for n in t.split(",") if n], default=None, metavar="A,B,...",
                     help="explicit host names, one per host (e.g. molecule's platform names)")
-    up.add_argument("--boot-timeout", type=float, default=120.0, help="seconds to wait for sshd (default 120)")
+    up.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT,
+                    help=f"seconds to wait for sshd (default {DEFAULT_BOOT_TIMEOUT:g})")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a failed up's pieces for inspection")
     up.add_argument("--molecule", action="store_true",
                     help="print molecule's instance config (list of instance/address/user/port/identity_file)")
@@ -101,11 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2))
 
 
-def _fmt_status(rows: list[dict[str, Any]]) -> str:
+def _fmt_status(rows: list[StatusRow]) -> str:
     lines = [f"{'HOST':<8} {'ADDRESS':<13} {'ALIVE':<5} {'FROZEN':<6} {'WATCHDOG':<34} STORAGE"]
     for r in rows:
         wd = r["watchdog"]
@@ -196,7 +205,8 @@ def _dispatch(cluster: Cluster, args: argparse.Namespace) -> int:
         return 0 if result["ok"] else EXIT_ERROR
     elif cmd == "image":
         if args.prune:
-            in_use = {Path(cluster.describe()["image"])} if cluster.is_up() else set()
+            image_in_use = cluster.describe()["image"] if cluster.is_up() else None
+            in_use = {Path(image_in_use)} if image_in_use else set()
             image.prune(cluster.image_dir, in_use)
         else:
             print(image.ensure_image(cluster.image_dir, rebuild=args.rebuild))

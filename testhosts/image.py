@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .common import HarnessError, remove_tree, require_tools, run, say, write_atomic
+from .errors import HarnessError
+from .files import remove_tree, write_atomic
+from .plan import COMMAND
+from .tools import require_tools, run, say
 
 # What a real host of ours would have.  Changing this list (or IMAGE_RECIPE_VERSION, bumped when
 # the customisation below changes) gives a new cache key, hence a rebuild.
@@ -89,12 +92,12 @@ def image_path(image_dir: Path) -> Path:
 def check_image(root: Path) -> None:
     """An image we can boot: built to completion and with what every host needs."""
     if not (root / MARKER).is_file():
-        raise HarnessError(f"host image {root} is incomplete (no {MARKER}); run: python -m tests.cluster image --rebuild")
+        raise HarnessError(f"host image {root} is incomplete (no {MARKER}); run: {COMMAND} image --rebuild")
     for need, what in (("usr/sbin/sshd", "sshd (openssh-server)"), ("usr/bin/python3", "python3"),
                        ("lib/systemd/systemd", "systemd")):
         if not (root / need).exists():
             raise HarnessError(f"host image {root} lacks {what} at /{need}; "
-                               f"rebuild it: python -m tests.cluster image --rebuild")
+                               f"rebuild it: {COMMAND} image --rebuild")
 
 
 @contextlib.contextmanager

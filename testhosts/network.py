@@ -4,26 +4,23 @@ Safety rules (DESIGN.md §4): hosts get no default route and no nameserver; the 
 10.231.0.0/24 to the bridge (the kernel's connected route of the bridge address), and an
 ``unreachable 10.231.0.0/16`` route makes sure a mistyped address in the wider range never leaves the
 machine.  Nothing here sends a packet anywhere but to the netns addresses.
+
+Undo kinds: ``netns-dir`` (/run/netns as `ip netns` first made it), ``bridge``, ``guard-route``,
+``netns`` and ``link`` (a host's veth).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from pathlib import Path
 
-from .common import (
-    BRIDGE,
-    FIRST_HOST_OCTET,
-    GATEWAY,
-    GUARD,
-    NETNS_PREFIX,
-    PREFIXLEN,
-    SUBNET,
-    VETH_PREFIX,
-    HarnessError,
-    run,
-)
+from . import undo
+from .errors import HarnessError
+from .plan import BRIDGE, COMMAND, FIRST_HOST_OCTET, GATEWAY, GUARD, NETNS_PREFIX, PREFIXLEN, SUBNET, VETH_PREFIX
+from .state import State
+from .tools import run
 
 NETNS_DIR = Path("/run/netns")
 
@@ -58,7 +55,7 @@ def _routes(*args: str) -> list[dict[str, object]]:
 def check_free() -> None:
     """Refuse to start when anything of ours (or anything in our range) already exists."""
     if link_exists(BRIDGE):
-        raise HarnessError(f"bridge {BRIDGE} already exists: another test cluster is up (run `python -m tests.cluster "
+        raise HarnessError(f"bridge {BRIDGE} already exists: another test cluster is up (run `{COMMAND} "
                            f"down`, with --state if it was started with one) or something else uses the name")
     guard = ipaddress.ip_network(GUARD)
     for table in ("main", "local"):
@@ -139,3 +136,75 @@ def route_get_in_netns(host: str, address: str) -> tuple[bool, str]:
 def route_get_controller(address: str) -> str:
     proc = run(["ip", "route", "get", address], check=False)
     return (proc.stdout + proc.stderr).strip()
+
+
+# ---------------------------------------------------------------- undo kinds
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class NetnsDir(undo.UndoStep):
+    KIND = "netns-dir"
+    made_dir: bool
+    made_mount: bool
+
+    @classmethod
+    def before_first_netns(cls) -> NetnsDir:
+        return cls(made_dir=not NETNS_DIR.exists(), made_mount=not netns_dir_is_mount())
+
+    def undo(self, state: State) -> None:
+        release_netns_dir(self.made_dir, self.made_mount)
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class Bridge(undo.UndoStep):
+    KIND = "bridge"
+    name: str
+
+    def undo(self, state: State) -> None:
+        delete_link(self.name)
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class GuardRoute(undo.UndoStep):
+    KIND = "guard-route"
+    dst: str
+
+    def undo(self, state: State) -> None:
+        delete_guard_route()
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class Netns(undo.UndoStep):
+    KIND = "netns"
+    name: str
+
+    def undo(self, state: State) -> None:
+        delete_netns(self.name)
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class Link(undo.UndoStep):
+    KIND = "link"
+    name: str
+
+    def undo(self, state: State) -> None:
+        delete_link(self.name)
+
+
+def make_network(state: State) -> None:
+    """The bridge and the guard route (each logged before it is made)."""
+    NetnsDir.before_first_netns().log(state)
+    Bridge(name=BRIDGE).log(state)
+    make_bridge()
+    GuardRoute(dst=GUARD).log(state)
+    make_guard_route()
+
+
+def make_host_network(state: State, host: str, address: str) -> None:
+    """The host's network namespace and its veth on the bridge."""
+    Netns(name=netns_name(host)).log(state)
+    Link(name=veth_name(host)).log(state)
+    make_netns(host, address)

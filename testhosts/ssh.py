@@ -14,11 +14,7 @@ from pathlib import Path
 
 import paramiko
 
-from .common import HarnessError, HostTimeout
-
-
-class HostUnreachable(HarnessError):
-    """The host refused or dropped the SSH connection (stopped, crashed, reset)."""
+from .errors import HarnessError, HostTimeout, HostUnreachable
 
 
 class SshPool:

@@ -3,8 +3,8 @@
 Besides the cluster's description (hosts, disks, options) it holds an *undo log*: one entry per
 thing made (bridge, route, netns, link, cgroup, loop device, backing file, process...), appended
 *before* the thing is made whenever the name is known in advance.  ``down`` undoes the log newest
-first, tolerating entries whose object never came to exist, so a half-made or interrupted ``up`` is
-cleaned exactly like a complete one, and nothing the harness did not make is ever touched.
+first (undo.py), tolerating entries whose object never came to exist, so a half-made or interrupted
+``up`` is cleaned exactly like a complete one, and nothing the harness did not make is ever touched.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import cast
 
-from .common import HarnessError, write_atomic
+from .errors import HarnessError, UnknownHost
+from .files import write_atomic
+from .records import HostRecord, StateData, UndoRecord
 
 STATE_FILE = "state.json"
 FORMAT = 1
 
 
 class State:
-    def __init__(self, state_dir: Path, data: dict[str, Any]) -> None:
+    def __init__(self, state_dir: Path, data: StateData) -> None:
         self.dir = state_dir
         self.data = data
 
@@ -43,9 +45,10 @@ class State:
             data = json.loads(text)
         except ValueError as exc:
             raise HarnessError(f"{state_dir / STATE_FILE} is not valid JSON ({exc}); remove by hand") from exc
-        if data.get("format") != FORMAT:
-            raise HarnessError(f"{state_dir / STATE_FILE}: unknown state format {data.get('format')!r}")
-        return cls(state_dir, data)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise HarnessError(f"{state_dir / STATE_FILE}: unknown state format {found!r}")
+        return cls(state_dir, cast(StateData, data))
 
     @classmethod
     def new(cls, state_dir: Path, made_state_dir: bool) -> State:
@@ -59,31 +62,25 @@ class State:
     def save(self) -> None:
         write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n", 0o600)
 
-    # -- undo log ---------------------------------------------------------------------------
-    def record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        entry = {"kind": kind, **fields}
+    # -- undo log (entries are made and undone by undo.UndoStep) ---------------------------------
+    def record(self, entry: UndoRecord) -> None:
         self.data["undo"].append(entry)
         self.save()
-        return entry
 
-    def forget(self, entry: dict[str, Any]) -> None:
+    def forget(self, entry: UndoRecord) -> None:
         self.data["undo"].remove(entry)
         self.save()
 
     @property
-    def undo(self) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = self.data["undo"]
-        return entries
+    def undo(self) -> list[UndoRecord]:
+        return self.data["undo"]
 
     # -- hosts --------------------------------------------------------------------------------
     @property
-    def hosts(self) -> dict[str, dict[str, Any]]:
-        hosts: dict[str, dict[str, Any]] = self.data["hosts"]
-        return hosts
+    def hosts(self) -> dict[str, HostRecord]:
+        return self.data["hosts"]
 
-    def host(self, name: str) -> dict[str, Any]:
-        from .common import UnknownHost
-
+    def host(self, name: str) -> HostRecord:
         try:
             return self.hosts[name]
         except KeyError:

@@ -4,14 +4,24 @@ Two loop devices over one file are coherent for O_DIRECT I/O (always use O_DIREC
 may see stale data).  Each host's loop device is its storage *path*, which can be failed (read-only:
 writes get EPERM, reads work) or throttled (blkio cgroup v1, for that host's cgroup only) without
 touching the other hosts' paths.
+
+Undo kind ``disk``: detach every loop device over the backing file (only those over exactly ours),
+then remove the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from .common import HarnessError, run
+from . import undo
+from .errors import HarnessError
+from .plan import IN_HOST_DISK
+from .state import State
+from .tools import run
 
 SYS_BLOCK = Path("/sys/block")
 THROTTLE_FILES = {
@@ -101,3 +111,40 @@ def throttle_of(blkio_cgroup: Path, dev: str) -> dict[str, int]:
             if len(parts) == 2 and parts[0] == mm:
                 limits[key] = int(parts[1])
     return limits
+
+
+def make_shared_disks(state: State, disks_dir: Path, names: Sequence[str], sizes: Sequence[int],
+                      disk_size: int) -> None:
+    """One backing file per disk and one loop device per host over it, each recorded as it is made."""
+    disks_dir.mkdir()
+    for d, sector in enumerate(sizes):
+        backing = disks_dir / f"disk{d}.img"
+        Disk(backing=str(backing)).log(state)
+        make_backing_file(backing, disk_size)
+        state.data["disks"].append({"index": d, "backing": str(backing), "size": disk_size,
+                                    "sector_size": sector, "host_path": IN_HOST_DISK.format(index=d)})
+        state.save()
+        for name in names:
+            dev = attach(backing, sector)
+            state.hosts[name]["loops"].append({"disk": d, "path": IN_HOST_DISK.format(index=d), "device": dev})
+            state.save()
+            if sector_size(dev) != sector:
+                raise HarnessError(f"{dev}: logical sector size is {sector_size(dev)}, wanted {sector}")
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class Disk(undo.UndoStep):
+    KIND = "disk"
+    backing: str
+
+    def undo(self, state: State) -> None:
+        backing = Path(self.backing)
+        for dev in loops_over(backing):
+            detach(dev, backing)
+        deadline = time.monotonic() + 10
+        while loops_over(backing):  # detach is asynchronous while the device closes
+            if time.monotonic() > deadline:
+                raise HarnessError(f"loop devices {loops_over(backing)} over {backing} stay attached")
+            time.sleep(0.05)
+        backing.unlink(missing_ok=True)

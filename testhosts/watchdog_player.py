@@ -2,7 +2,7 @@
 
 Run by the harness (by path, standard library only) before the host starts:
 
-    python3 watchdog.py --fifo F --status S --events E --timeout T --nspawn-pidfile P --freezer F
+    python3 watchdog_player.py --fifo F --status S --events E --timeout T --nspawn-pidfile P --freezer F
 
 The FIFO is bound into the host at /dev/watchdog0 (and /dev/watchdog).  Semantics follow Linux's
 watchdog core:
@@ -32,7 +32,7 @@ import signal
 import struct
 import sys
 import time
-from typing import Any
+from typing import TypedDict, cast
 
 IN_OPEN = 0x20
 IN_CLOSE_WRITE = 0x08
@@ -44,18 +44,49 @@ EVENT_HEADER = struct.Struct("iIII")
 TICK = 0.05
 
 
-def read_status(path: str) -> dict[str, Any]:
+class ResetRecord(TypedDict):
+    """One reset of the host by its watchdog (times: epoch seconds)."""
+
+    time: float
+    last_pet: float | None
+    armed_at: float | None
+    silent_for: float
+    init_pid: int | None
+    killed: bool
+
+
+class WatchdogStatus(TypedDict, total=False):
+    """The status file the player rewrites at every change; `running` is added by the harness."""
+
+    pid: int
+    timeout: float
+    armed: bool
+    armed_at: float | None
+    last_pet: float | None
+    pets: int
+    opens: int
+    closes: int
+    expect_close: bool
+    resets: list[ResetRecord]
+    updated: float
+    running: bool
+
+
+# One line of the event log: {"time": epoch s, "event": name, ...the event's own fields}.
+WatchdogEvent = dict[str, object]
+
+
+def read_status(path: str) -> WatchdogStatus:
     """The last status this watchdog wrote (for the harness; {} when none yet)."""
     try:
         with open(path) as f:
-            data: dict[str, Any] = json.load(f)
-            return data
+            return cast(WatchdogStatus, json.load(f))
     except (OSError, ValueError):
         return {}
 
 
-def read_events(path: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+def read_events(path: str) -> list[WatchdogEvent]:
+    events: list[WatchdogEvent] = []
     try:
         with open(path) as f:
             for line in f:
@@ -144,16 +175,16 @@ class Watchdog:
         self.closes = 0
         self.expect_close = False
         self.boot: list[int] | None = None  # [pid, start] of the init the arming belongs to
-        self.resets: list[dict[str, Any]] = []
+        self.resets: list[ResetRecord] = []
 
     # -- records ---------------------------------------------------------------------------
-    def event(self, name: str, **extra: Any) -> None:
+    def event(self, name: str, **extra: object) -> None:
         line = json.dumps({"time": time.time(), "event": name, **extra})
         with open(self.args.events, "a") as f:
             f.write(line + "\n")
 
     def save(self) -> None:
-        status = {
+        status: WatchdogStatus = {
             "pid": os.getpid(), "timeout": self.timeout, "armed": self.armed, "armed_at": self.armed_at,
             "last_pet": self.last_pet, "pets": self.pets, "opens": self.opens, "closes": self.closes,
             "expect_close": self.expect_close, "resets": self.resets, "updated": time.time(),
@@ -192,10 +223,10 @@ class Watchdog:
             while _start_time(init[0]) == init[1] and time.monotonic() < deadline:
                 time.sleep(0.01)
         last = self.last_pet if self.last_pet is not None else self.armed_at
-        record = {"time": now, "last_pet": last, "armed_at": self.armed_at, "silent_for": now - (last or now),
+        record: ResetRecord = {"time": now, "last_pet": last, "armed_at": self.armed_at, "silent_for": now - (last or now),
                   "init_pid": init[0] if init else None, "killed": killed}
         self.resets.append(record)
-        self.event("reset", **record)
+        self.event("reset", **dict(record))
         self.disarm()
 
     def disarm(self) -> None:

@@ -1,4 +1,4 @@
-"""System tests of the test-host harness (issue 3).  Run as root: ``pytest tests/cluster``.
+"""System tests of the test-host harness (issue 3).  Run as root: ``pytest tests/testhosts``.
 
 One 3-host cluster is shared by the tests of this module (module-scoped fixture) and taken down by
 the last tests, which check that nothing of it is left.  Tests that need a missing tool, image or
@@ -22,9 +22,20 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster, HarnessError, HostTimeout, HostUnreachable, UnknownHost
-from tests.cluster import image as host_image
-from tests.cluster.common import BRIDGE, CGROUP_HIERARCHIES, CGROUP_PARENT, CGROUP_ROOT, GUARD, proc_start_time
+from testhosts import Cluster, HarnessError, HostTimeout, HostUnreachable, UnknownHost
+from testhosts import image as host_image
+from testhosts.network import host_address
+from testhosts.plan import (
+    BRIDGE,
+    CGROUP_HIERARCHIES,
+    CGROUP_PARENT,
+    CGROUP_ROOT,
+    GUARD,
+    NETNS_PREFIX,
+    SUBNET,
+    VETH_PREFIX,
+)
+from testhosts.procs import proc_start_time
 
 pytestmark = pytest.mark.cluster
 
@@ -32,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 WATCHDOG_TIMEOUT = 5.0
 SRC_IN_HOST = "/opt/lockengine-src"
 HOSTS = ("node1", "node2", "node3")
+NET_RANGE = SUBNET.rsplit(".", 2)[0] + "."  # "10.231." for LOCKENGINE_TESTHOSTS_NET=0
 
 # Per-I/O latency inside a host: O_DIRECT preads (or pwrites) of one sector, each timed.
 IO_TIMER = r"""
@@ -75,7 +87,7 @@ def _py(script: str, *args: object) -> str:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.cluster", *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "testhosts", *args], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=timeout)
 
 
@@ -127,7 +139,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def test_up_describes_hosts_and_writes_inventory(cluster: Cluster) -> None:
     desc = json.loads(cluster.description_path.read_text())
     assert [h["name"] for h in desc["hosts"]] == list(HOSTS)
-    assert [h["address"] for h in desc["hosts"]] == ["10.231.0.11", "10.231.0.12", "10.231.0.13"]
+    assert [h["address"] for h in desc["hosts"]] == [host_address(i) for i in (1, 2, 3)]  # .11 .12 .13
     for h in desc["hosts"]:
         assert h["user"] == "root" and h["port"] == 22 and Path(h["identity_file"]).is_file()
         assert h["disks"] == ["/dev/lockdisk0", "/dev/lockdisk1"]
@@ -269,14 +281,14 @@ def test_nothing_outside_the_test_subnet_is_routable(cluster: Cluster) -> None:
         assert "default" not in routes
         resolv = _must(cluster, host, "cat /etc/resolv.conf")
         assert not [line for line in resolv.splitlines() if line.split()[:1] == ["nameserver"]], resolv
-        assert "10.231.0.11 node1" in _must(cluster, host, "cat /etc/hosts")
+        assert f"{host_address(1)} node1" in _must(cluster, host, "cat /etc/hosts")
     check = cluster.check_isolation()
     assert check["ok"], check
     assert GUARD in _ip("route", "show", "type", "unreachable")
 
 
 def test_source_tree_is_bound_read_only(cluster: Cluster) -> None:
-    _must(cluster, "node1", f"test -f {SRC_IN_HOST}/tests/cluster/__init__.py")
+    _must(cluster, "node1", f"test -f {SRC_IN_HOST}/testhosts/__init__.py")
     rc, _out, err = cluster.run("node1", f"touch {SRC_IN_HOST}/should-not-exist")
     assert rc != 0 and "Read-only file system" in err
 
@@ -378,10 +390,10 @@ def _snapshot(tmp_path: Path) -> dict[str, Any]:
     netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     links = [line.split()[0] for line in _ip("-br", "link").splitlines()]
     return {
-        "netns": sorted(n for n in netns if n.startswith("le-")),
-        "links": sorted(n for n in links if n.startswith(("lev-", BRIDGE))),
+        "netns": sorted(n for n in netns if n.startswith(NETNS_PREFIX)),
+        "links": sorted(n for n in links if n.startswith((VETH_PREFIX, BRIDGE))),
         "loops": sorted(d for d, b in _loop_backings().items() if b.startswith(str(tmp_path))),
-        "routes": [r for r in _ip("route", "show", "table", "all").splitlines() if "10.231." in r],
+        "routes": [r for r in _ip("route", "show", "table", "all").splitlines() if NET_RANGE in r],
     }
 
 
@@ -433,11 +445,11 @@ def _made(cluster: Cluster) -> dict[str, Any]:
 def assert_nothing_left(made: dict[str, Any]) -> None:
     netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert not [n for n in made["netns"] if n in netns], netns
-    assert not [n for n in netns if n.startswith("le-")], netns
+    assert not [n for n in netns if n.startswith(NETNS_PREFIX)], netns
     links = _ip("-br", "link")
     for link in made["links"]:
         assert not re.search(rf"^{re.escape(link)}[@\s]", links, re.M), links
-    assert "10.231." not in _ip("route", "show", "table", "all")
+    assert NET_RANGE not in _ip("route", "show", "table", "all")
     backings = _loop_backings()
     assert not [d for d, b in backings.items() if b.startswith(made["state_dir"])], backings
     for dev, backing in made["loops"].items():
@@ -448,7 +460,7 @@ def assert_nothing_left(made: dict[str, Any]) -> None:
         parent = CGROUP_ROOT / hierarchy / CGROUP_PARENT
         assert not parent.exists() or not any(p.is_dir() for p in parent.iterdir()), parent
     mounts = Path("/proc/self/mountinfo").read_text()
-    for needle in (made["state_dir"], "/run/netns/le-", "lockdisk", "/dev/watchdog"):
+    for needle in (made["state_dir"], f"/run/netns/{NETNS_PREFIX}", "lockdisk", "/dev/watchdog"):
         assert needle not in mounts, needle
     for pid, start in made["pids"]:
         assert proc_start_time(pid) != start, f"process {pid} is still there"
@@ -480,7 +492,7 @@ def test_down_removes_everything_even_with_faults_active(cluster: Cluster) -> No
 def test_interrupted_up_is_cleaned_by_down(cluster: Cluster, tmp_path: Path) -> None:
     assert not cluster.is_up()
     state_dir = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.cluster", "--state", str(state_dir), "up", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "testhosts", "--state", str(state_dir), "up", "2"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     kinds: list[str] = []
