@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check lockengine devkit tests tools
+	$(VENV)/bin/ruff check lockengine devkit testhosts tests tools
 	$(VENV)/bin/mypy
 
 test: setup lint

@@ -3,7 +3,7 @@
 Ansible collection lockengine.cluster.
 
 1. build the collection tarball and install it into a private collections path;
-2. start three systemd-nspawn test hosts (tests/cluster) that share one disk, with virtual watchdogs;
+2. start three systemd-nspawn test hosts (testhosts/) that share one disk, with virtual watchdogs;
 3. run tools/demo/site.yml: the roles watchdog, engine and lockspace (lockspace "demo", resource "vmdisk");
 4. node1 holds vmdisk; every host's lease_info shows it; node2 is refused (ACQUIRE_IDLIVE);
 5. the harness crashes node1; node2 and node3 see host 1 go LIVE -> FAIL -> DEAD, and node2 gets the
@@ -135,7 +135,7 @@ class Demo:
         self.say(f"  {tarball.name} installed in {self.work / 'collections'}")
 
     def up(self) -> None:
-        from tests.cluster import Cluster, HarnessError
+        from testhosts import Cluster, HarnessError
 
         self.console.step(2, "Start three test hosts that share one disk",
                           "systemd-nspawn hosts with real systemd; each has its own loop device over one backing "
@@ -145,7 +145,7 @@ class Demo:
         if self.cluster.is_up() or (self.cluster.state_dir / "state.json").exists():
             raise DemoError(f"a test cluster already exists in {self.cluster.state_dir} (net {os.environ[NET_ENV]}); "
                             f"it is not the demo's to remove: run `{NET_ENV}={os.environ[NET_ENV]} "
-                            f"python -m tests.cluster down` if it is yours, or pick another net with {NET_ENV}")
+                            f"python -m testhosts down` if it is yours, or pick another net with {NET_ENV}")
         self.cluster_made = True  # up() removes a half-made cluster itself; down() then finds nothing
         try:
             desc = self.cluster.up(3, disks=1, sector_size=512, watchdog_timeout=float(self.fire))
@@ -314,10 +314,10 @@ class Demo:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-        proc = run([sys.executable, "-m", "tests.cluster", "status"], dict(os.environ), timeout=60)
+        proc = run([sys.executable, "-m", "testhosts", "status"], dict(os.environ), timeout=60)
         self.summary["cleanup"] = {"status_rc": proc.returncode, "status": (proc.stdout + proc.stderr).strip(),
                                    "cluster_up": self.cluster.is_up()}
-        self.say(f"  $ python -m tests.cluster status  ->  {(proc.stdout + proc.stderr).strip()}")
+        self.say(f"  $ python -m testhosts status  ->  {(proc.stdout + proc.stderr).strip()}")
 
 
 def summary_text(s: dict[str, Any]) -> str:
@@ -367,7 +367,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault(NET_ENV, DEFAULT_NET)  # before tests.cluster is imported: it reads it then
+    os.environ.setdefault(NET_ENV, DEFAULT_NET)  # before testhosts is imported: it reads it then
     if os.environ[NET_ENV] not in [str(n) for n in range(10)]:
         print(f"demo: {NET_ENV}={os.environ[NET_ENV]!r} is not valid; use 0..9 (one test cluster per number; "
               f"the demo's default is {DEFAULT_NET})", file=sys.stderr)
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo.teardown()
             except Exception as exc:
                 error = (error + "\n" if error else "") + (
-                    f"teardown failed ({exc}); run `{NET_ENV}={os.environ[NET_ENV]} python -m tests.cluster down`")
+                    f"teardown failed ({exc}); run `{NET_ENV}={os.environ[NET_ENV]} python -m testhosts down`")
     summary: dict[str, Any] = demo.summary if demo is not None else {"ok": False}
     summary["durations"] = dict(summary.get("durations", {}), total=round(time.monotonic() - started, 1))
     cleaned = demo is None or not summary.get("cleanup", {}).get("cluster_up", True)

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from tests.cluster import Cluster, HarnessError
+from testhosts import Cluster, HarnessError
 
 SAMPLE = 0.1
 LOG_WORDS = ("kill pid", "watchdog /dev", "recovery", "lease lost", "killing pids", "renewal failed")

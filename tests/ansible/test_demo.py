@@ -77,7 +77,7 @@ def test_demo_moves_the_lease_only_after_the_holder_is_dead() -> None:
     # Nothing is left: the harness finds no cluster on the demo's network, and its pieces are gone.
     net = int(env[NET_ENV])
     assert s["cleanup"]["status_rc"] != 0 and "no test cluster is up" in s["cleanup"]["status"], s["cleanup"]
-    status = run([sys.executable, "-m", "tests.cluster", "status"], env=env, cwd=REPO, timeout=60)
+    status = run([sys.executable, "-m", "testhosts", "status"], env=env, cwd=REPO, timeout=60)
     assert status.returncode == 1 and "no test cluster is up" in status.stderr, explain(status)
     state_dir = Path(env.get("LOCKENGINE_TESTHOSTS_STATE")
                      or (f"/run/lockengine-testhosts-{net}" if net else "/run/lockengine-testhosts"))

@@ -1,4 +1,4 @@
-"""The molecule scenarios on the project's test hosts (tests/cluster: systemd-nspawn hosts, a shared
+"""The molecule scenarios on the project's test hosts (testhosts/: systemd-nspawn hosts, a shared
 loop-device disk, virtual watchdogs). Each converges the three roles, converges again to prove nothing
 changes, and verifies on the real engine and daemon:
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.system.conftest import daemons, holders  # noqa: F401  (fixtures: real daemons, holder processes)
-from tests.system.harness import DaemonFactory, Holder, TestDaemon
+from tests.support.daemons import DaemonFactory, Holder, TestDaemon, daemons, holders  # noqa: F401  (fixtures: real daemons, holder processes)
 
 from .conftest import REPO, run_module
 

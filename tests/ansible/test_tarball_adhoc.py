@@ -1,7 +1,7 @@
 """The built tarball, installed into a fresh collections path, drives real test hosts ad hoc.
 
 The session fixtures build the collection (absolute path) and install the tarball into a private
-collections path (conftest). Here the harness (tests/cluster) starts two hosts, the shared molecule
+collections path (conftest). Here the harness (testhosts/) starts two hosts, the shared molecule
 converge installs the engine from that installed collection (roles watchdog, engine, lockspace; io_timeout
 1 s, fire timeout 10 s), node2 takes R1 with ``lockengine client command``, and plain ``ansible HOST -m
 lockengine.cluster.MODULE -a ...`` runs against the harness inventory:
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster
+from testhosts import Cluster
 
 from .conftest import FQCN, REPO, explain, run, tool
 

@@ -27,50 +27,28 @@ from lockengine.delta import DeltaLease, HostTable
 from lockengine.errors import LockError
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import (
-    LEADER_SIZE,
     Geometry,
     Leader,
     decode_delta_sector,
     decode_leader,
     decode_mblock,
     leader_checksum_ok,
-    lockspace_area,
-    new_delta_leader,
-    resource_area,
 )
 from lockengine.paxos import PaxosLease
 from lockengine.storage import DirectStorage
+from tests.support.testdisk import LS, LS_OFFSET, RES, RES_OFFSET, make_disk  # noqa: F401 - re-exported
 
 from .vtime import Actor, VirtualTime
 
-LS = "LS"
-RES = "R1"
 IO = 1
 FIRE = 2
 HOST_DEAD = 8 * IO + FIRE
-LS_OFFSET = 0
-RES_OFFSET = 1 << 20
-DISK_SIZE = 2 << 20
 # Corrupt results end the lockspace at once (sanlock-facts §6); other renewal errors are retried.
 CORRUPT = {
     "RENEW_OWNER", "RENEW_DIFF", "LEADER_MAGIC", "LEADER_VERSION", "LEADER_SECTORSIZE",
     "LEADER_LOCKSPACE", "LEADER_CHECKSUM",
 }
 EPSILON = 1e-3
-
-
-def make_disk(path: Path, geometry: Geometry, *, num_hosts: int = 0, io_timeout: int = IO) -> None:
-    """A lockspace at 0 and resource R1 at 1 MiB, written as ``direct init`` writes them."""
-    if not path.exists():
-        path.write_bytes(b"")
-    with open(path, "r+b") as f:
-        f.truncate(DISK_SIZE)
-    with DirectStorage(str(path)) as st:
-        st.write(LS_OFFSET, lockspace_area(LS, geometry, io_timeout), 10)
-        first = bytearray(geometry.sector_size)
-        first[:LEADER_SIZE] = new_delta_leader(LS, geometry, io_timeout).encode()
-        st.write(LS_OFFSET, bytes(first), 10)
-        st.write(RES_OFFSET, resource_area(LS, RES, geometry, num_hosts), 10)
 
 
 @dataclass

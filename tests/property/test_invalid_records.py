@@ -19,9 +19,8 @@ from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import LEADER_CHECKSUM_LEN, Geometry, Leader
 from lockengine.paxos import PaxosLease, request
 from lockengine.storage import DirectStorage
-
-from .leasekit import Disk, FakeClock
-from .sim import LS, LS_OFFSET, RES, RES_OFFSET, make_disk
+from tests.support.leasekit import Disk, FakeClock
+from tests.support.testdisk import LS, LS_OFFSET, RES, RES_OFFSET, make_disk
 
 CHECKED = LEADER_CHECKSUM_LEN + 4  # the checksum covers 0..167 and sits at 168..171
 

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from lockengine.client import RemoteError
-
-from .harness import IO, REPO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
+from tests.support.daemons import IO, REPO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
 
 
 def two_hosts(daemons: DaemonFactory, loop_device: object) -> tuple[TestDaemon, TestDaemon, str, str]:

@@ -33,8 +33,7 @@ from lockengine.client import (
     SocketPermission,
 )
 from lockengine.daemon.protocol import MAX_REQUEST
-
-from .harness import REPO, DaemonFactory, TestDaemon, env_for
+from tests.support.daemons import REPO, DaemonFactory, TestDaemon, env_for
 
 NOBODY = 65534
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from lockengine.client import RemoteError
 from lockengine.ondisk import DeltaRecord, decode_delta_sector
 from lockengine.storage import DirectStorage
-
-from .harness import FIRE, GRACE, IO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
+from tests.support.daemons import FIRE, GRACE, IO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
 
 
 class FifoWatchdog:

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from lockengine.client import Client, RemoteError
+from tests.support.daemons import IO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
 
-from .harness import IO, DaemonFactory, Holder, TestDaemon, init_disk, read_leader
 from .test_daemon_leases import two_hosts
 from .test_daemon_recovery import ExitClock
 

@@ -156,7 +156,7 @@ def procs() -> Iterator[list[Proc]]:
 @pytest.fixture
 def paths(disk_dir: Path, loop_device: Any) -> list[str]:
     """One backing file with a lockspace and R1, and one loop device over it per host."""
-    from tests.property.sim import make_disk  # the same layout `direct init` writes
+    from tests.support.testdisk import make_disk  # the same layout `direct init` writes
 
     backing = disk_dir / f"procs-{os.getpid()}-{time.monotonic_ns()}.img"
     make_disk(backing, G)

@@ -19,8 +19,7 @@ import pytest
 
 from devkit.sanlockd import SanlockDaemon
 from lockengine.ondisk import parse_size
-
-from .harness import DaemonFactory, Holder, TestDaemon, init_disk, read_leader
+from tests.support.daemons import DaemonFactory, Holder, TestDaemon, init_disk, read_leader
 
 IO = 1
 FIRE = 60  # sanlock 3.8.5's constant: a mixed lockspace must use it on every host

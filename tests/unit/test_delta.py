@@ -33,8 +33,8 @@ from lockengine.ondisk import (
     new_delta_leader,
 )
 from lockengine.storage import DirectStorage
-from tests.property.leasekit import Disk, FakeClock
-from tests.property.sim import LS, LS_OFFSET, make_disk
+from tests.support.leasekit import Disk, FakeClock
+from tests.support.testdisk import LS, LS_OFFSET, make_disk
 
 G = Geometry(512, 1 << 20)
 IO = 1

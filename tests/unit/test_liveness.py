@@ -16,8 +16,8 @@ from lockengine.liveness import ALIVE, RUN, WAIT, DeltaOwnerLiveness
 from lockengine.ondisk import Geometry, Leader, new_delta_leader
 from lockengine.paxos import PaxosLease
 from lockengine.storage import DirectStorage
-from tests.property.leasekit import Disk, FakeClock
-from tests.property.sim import LS, LS_OFFSET, RES, RES_OFFSET, make_disk
+from tests.support.leasekit import Disk, FakeClock
+from tests.support.testdisk import LS, LS_OFFSET, RES, RES_OFFSET, make_disk
 
 G = Geometry(512, 1 << 20)
 IO = 1

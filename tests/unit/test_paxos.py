@@ -26,8 +26,8 @@ from lockengine.ondisk import (
 )
 from lockengine.paxos import SH_RETRIES, PaxosLease, read_request, request
 from lockengine.storage import DirectStorage
-from tests.property.leasekit import Disk, FakeClock, Interleave, NoLiveness, StubLiveness
-from tests.property.sim import LS, RES, RES_OFFSET, make_disk
+from tests.support.leasekit import Disk, FakeClock, Interleave, NoLiveness, StubLiveness
+from tests.support.testdisk import LS, RES, RES_OFFSET, make_disk
 
 G512 = Geometry(512, 1 << 20)
 G4K = Geometry(4096, 1 << 20)

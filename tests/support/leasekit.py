@@ -27,7 +27,7 @@ from lockengine.ondisk import (
 )
 from lockengine.storage import DirectStorage
 
-from .sim import LS_OFFSET, RES_OFFSET
+from .testdisk import LS_OFFSET, RES_OFFSET
 
 TIMEOUT = 5.0
 

@@ -1,0 +1,1 @@
+"""Helpers shared by several test directories (unit, property, system, ansible); no tests here."""
