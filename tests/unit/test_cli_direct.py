@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lockengine import ondisk
+from lockengine import audit, ondisk
 from lockengine.cli.main import main
 from lockengine.storage import DirectStorage
 from tests.conftest import LoopDevice, LoopFactory
@@ -42,6 +42,11 @@ def digest(dev: LoopDevice) -> str:
         for off in range(0, dev.size, M):
             h.update(st.read(off, M, 10))
     return h.hexdigest()
+
+
+def records(log: Path) -> list[dict[str, str]]:
+    """The audit log's records, parsed (none when it was never written)."""
+    return [audit.parse_record(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 @pytest.fixture
@@ -244,7 +249,9 @@ def test_a_torn_lockspace_init_is_never_valid(capsys: pytest.CaptureFixture[str]
 # --------------------------------------------------------------------------- leases
 
 
-def test_acquire_and_release_through_the_cli(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+def test_acquire_and_release_through_the_cli(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, tmp_path: Path
+) -> None:
     run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")  # 2·io = 2 s host-id acquire
     run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")
     code, doc = run_json(capsys, "direct", "acquire-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "-o", "1")
@@ -253,22 +260,41 @@ def test_acquire_and_release_through_the_cli(capsys: pytest.CaptureFixture[str],
     assert (code, doc["owner_id"], doc["owner_generation"], doc["lver"]) == (0, 1, 1, 1)
     code, doc = run_json(capsys, "direct", "acquire", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1", "-o", "1")
     assert (code, doc["error"]["name"]) == (1, "ACQUIRE_IDLIVE")
-    code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1")
+    log = tmp_path / "audit" / "force-release.log"
+    judge = ("-s", f"LS:0:{dev}:0", "--audit-log", str(log))
+    code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1", *judge)
     assert (code, doc["error"]["name"]) == (1, "RELEASE_OWNER")
     code, doc = run_json(capsys, "direct", "dump", dev.path, "-f", "2")
     res = doc["areas"][1]
     assert (res["owner_id"], res["owner_generation"], res["lver"], res["timestamp"] > 0) == (1, 1, 1, True)
     assert [(d["host_id"], d["inp"], d["lver"], d["released"]) for d in res["dblocks"]] == [(1, 1, 1, False)]
-    assert run(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1")[:2] == (0, "release done 0\n")
-    code, doc = run_json(capsys, "direct", "dump", dev.path, "-f", "2")
-    res = doc["areas"][1]
-    assert (res["owner_id"], res["lver"], res["timestamp"], res["dblocks"][0]["released"]) == (1, 1, 0, True)
     code, doc = run_json(capsys, "direct", "renew-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "-o", "1")
     assert (code, doc["generation"]) == (0, 1)
     code, doc = run_json(capsys, "direct", "renew-id", "-s", f"LS:1:{dev}:0", "--host-name", "other")
     assert (code, doc["error"]["name"]) == (1, "RENEW_OWNER")
-    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:1:{dev}:0", "--host-name", "one")
-    assert (code, doc["timestamp"], doc["generation"], doc["host_name"]) == (0, 0, 1, "one")
+    # Host 1 is not renewing, but it is not dead yet either (8·io + fire timeout): no release without a wait.
+    before = digest(dev)
+    code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", *judge, "--nowait")
+    assert (code, doc["error"]["name"], doc["error"]["code"]) == (1, "EAGAIN", -11)
+    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "--nowait",
+                         "--audit-log", str(log))
+    assert (code, doc["error"]["name"]) == (1, "EAGAIN")
+    assert digest(dev) == before and records(log) == []
+    # Its host id released (forced, recorded), host 1 holds nothing: its lease is released on its behalf.
+    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "--force",
+                         "--reason", "test: host one is gone", "--audit-log", str(log))
+    assert (code, doc["timestamp"], doc["generation"], doc["host_name"], doc["grounds"]) == (0, 0, 1, "one", "forced")
+    code, out, _ = run(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", *judge)
+    assert (code, out) == (0, "release done 0\n")
+    code, doc = run_json(capsys, "direct", "dump", dev.path, "-f", "2")
+    res = doc["areas"][1]
+    assert (res["owner_id"], res["lver"], res["timestamp"], res["dblocks"][0]["released"]) == (1, 1, 0, True)
+    forced, dead = records(log)
+    assert (forced["command"], forced["host_id"], forced["generation"], forced["grounds"], forced["result"]) == (
+        "release_id", "1", "1", "forced", "released")
+    assert forced["reason"] == "test: host one is gone"
+    assert (dead["command"], dead["resource"], dead["host_id"], dead["lver"], dead["grounds"], dead["result"]) == (
+        "release", "R1", "1", "1", "dead", "released")
 
 
 def test_python_dash_m_runs_the_cli(dev: LoopDevice) -> None:
@@ -285,14 +311,17 @@ def test_python_dash_m_runs_the_cli(dev: LoopDevice) -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("lockengine ")
 
 
-def test_acquire_id_defaults_to_the_daemons_host_name(capsys: pytest.CaptureFixture[str], dev: LoopDevice) -> None:
+def test_acquire_id_defaults_to_the_daemons_host_name(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, tmp_path: Path
+) -> None:
     """Without --host-name the slot gets lockengined's own name, so the daemon rejoins it on the fast path."""
     from lockengine.config import load_config
 
     run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")
     code, doc = run_json(capsys, "direct", "acquire-id", "-s", f"LS:2:{dev}:0", "-o", "1")
     assert (code, doc["host_name"]) == (0, load_config().host_name)
-    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:2:{dev}:0")
+    code, doc = run_json(capsys, "direct", "release-id", "-s", f"LS:2:{dev}:0", "--force", "--reason", "test",
+                         "--audit-log", str(tmp_path / "audit.log"))
     assert (code, doc["timestamp"]) == (0, 0)
 
 
