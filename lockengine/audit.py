@@ -30,7 +30,7 @@ FILE_MODE = 0o640
 
 # The engine's fields, in the order they are written. Context keys may not reuse them.
 FIELDS = (
-    "host", "user", "pid", "command", "lockspace", "resource", "path", "offset", "host_id", "generation",
+    "host", "user", "pid", "command", "lockspace", "resource", "path", "offset", "owner_id", "owner_generation",
     "lver", "grounds", "result", "reason",
 )
 GROUNDS = ("forced", "dead")  # --force --reason, or judged dead from the lockspace

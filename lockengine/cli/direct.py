@@ -269,7 +269,7 @@ def cmd_release_id(args: argparse.Namespace) -> int:
                 break
         fields: dict[str, object] = {
             "command": "release_id", "lockspace": ls.name, "path": ls.path, "offset": ls.offset,
-            "host_id": ls.host_id, "generation": held.owner_generation, "lver": 0, "grounds": grounds,
+            "owner_id": ls.host_id, "owner_generation": held.owner_generation, "lver": 0, "grounds": grounds,
             "reason": args.reason or "",
         }
         context = parse_context(args.context)
@@ -443,7 +443,7 @@ def cmd_release(args: argparse.Namespace) -> int:
                 break
         fields: dict[str, object] = {
             "command": "release", "lockspace": res.lockspace, "resource": res.name, "path": res.path,
-            "offset": res.offset, "host_id": lease.host_id, "generation": lease.generation, "lver": cur.lver,
+            "offset": res.offset, "owner_id": lease.host_id, "owner_generation": lease.generation, "lver": cur.lver,
             "grounds": grounds, "reason": args.reason or "",
         }
         try:

@@ -267,7 +267,7 @@ def test_direct_release_of_a_live_holders_lease_writes_nothing(
     code, doc = lockengine(*release)
     assert (code, doc["grounds"], doc["timestamp"], doc["lver"]) == (0, "dead", 0, got["lver"])
     (line,) = log.read_text().splitlines()
-    assert " grounds=dead result=released " in line and f" host_id=1 generation={gen} " in line
+    assert " grounds=dead result=released " in line and f" owner_id=1 owner_generation={gen} " in line
     taker = start(procs, "join", b_path, "2", "beta", "--resource")
     taken = taker.next("acquire", 30)
     assert taken["ok"] and taken["lver"] == got["lver"] + 1

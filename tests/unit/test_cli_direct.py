@@ -291,10 +291,10 @@ def test_acquire_and_release_through_the_cli(
     res = doc["areas"][1]
     assert (res["owner_id"], res["lver"], res["timestamp"], res["dblocks"][0]["released"]) == (1, 1, 0, True)
     forced, dead = records(log)
-    assert (forced["command"], forced["host_id"], forced["generation"], forced["grounds"], forced["result"]) == (
+    assert (forced["command"], forced["owner_id"], forced["owner_generation"], forced["grounds"], forced["result"]) == (
         "release_id", "1", "1", "forced", "released")
     assert forced["reason"] == "test: host one is gone"
-    assert (dead["command"], dead["resource"], dead["host_id"], dead["lver"], dead["grounds"], dead["result"]) == (
+    assert (dead["command"], dead["resource"], dead["owner_id"], dead["lver"], dead["grounds"], dead["result"]) == (
         "release", "R1", "1", "1", "dead", "released")
 
 
@@ -407,10 +407,10 @@ def test_a_forced_release_is_recorded_with_who_when_what_and_why(
     import socket
 
     assert (rec["host"], rec["user"], rec["pid"]) == (socket.gethostname(), getpass.getuser(), str(os.getpid()))
-    assert {k: rec[k] for k in ("command", "lockspace", "resource", "path", "offset", "host_id", "generation",
+    assert {k: rec[k] for k in ("command", "lockspace", "resource", "path", "offset", "owner_id", "owner_generation",
                                 "lver", "grounds", "result", "reason", "owner_fenced")} == {
         "command": "release", "lockspace": "LS", "resource": "R1", "path": dev.path, "offset": str(M),
-        "host_id": "1", "generation": "1", "lver": "1", "grounds": "forced", "result": "released",
+        "owner_id": "1", "owner_generation": "1", "lver": "1", "grounds": "forced", "result": "released",
         "reason": 'INC-42: node1 powered off, "fenced"', "owner_fenced": "true",
     }
     code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M", "-f", "2")

@@ -16,6 +16,8 @@ import re
 DEFAULT_RUN_DIR = "/run/lockengine"
 FALLBACK_BIN = "/opt/lockengine/bin/lockengine"
 SOCKET_NAME = "lockengined.sock"
+# The engine's force-release audit log (lockengine/audit.py DEFAULT_LOG); the lease module's log_file default.
+AUDIT_LOG = "/var/log/lockengine/force-release.log"
 
 MIB = 1024 * 1024
 ALIGN_SIZES = {"1M": MIB, "2M": 2 * MIB, "4M": 4 * MIB, "8M": 8 * MIB}
