@@ -28,13 +28,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Union
 
+from .daemon.protocol import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
+from .daemon.protocol import VERSION as PROTOCOL_VERSION
 from .errors import LockError
 from .strings import ResourceSpec, format_resource
 
-PROTOCOL_VERSION = 1
-DEFAULT_RUN_DIR = "/run/lockengine"
-RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
-SOCKET_NAME = "lockengined.sock"
 MAX_REPLY = 64 * 1024 * 1024
 
 ResourceArg = Union[str, ResourceSpec, dict[str, Any]]

@@ -34,7 +34,14 @@ from ..ondisk import (
 )
 from ..paxos import PaxosLease
 from ..storage import DirectStorage
-from ..strings import LockspaceSpec, ResourceSpec, parse_dump_target, parse_lockspace, parse_resource
+from ..strings import (
+    MAX_HOST_ID,
+    LockspaceSpec,
+    ResourceSpec,
+    parse_dump_target,
+    parse_lockspace,
+    parse_resource,
+)
 from .output import emit, error_document, format_dump, format_leader, json_parent
 
 PROBE = 4096  # covers the first record of either sector size
@@ -126,7 +133,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             geom = choose_geometry(storage, sector_size_opt(args.sector_size), align_size_opt(args.align_size))
             result = init_resource(
                 storage, res.lockspace, res.name, res.offset, geom,
-                num_hosts=int_opt(args.num_hosts, "num_hosts", 1, 2000) or 0,
+                num_hosts=int_opt(args.num_hosts, "num_hosts", 1, MAX_HOST_ID) or 0,
                 clear=bool(int_opt(args.clear, "clear", 0, 1)), force=args.force,
             )
     emit(args, result.as_dict(), "init done 0")
@@ -353,7 +360,7 @@ def _paxos_lease(
 ) -> PaxosLease:
     return PaxosLease(
         storage, res.lockspace, res.name, res.offset,
-        host_id=int_req(args.host_id, "host_id", 1, 2000), generation=int_req(args.generation, "generation", 1, 2**63 - 1),
+        host_id=int_req(args.host_id, "host_id", 1, MAX_HOST_ID), generation=int_req(args.generation, "generation", 1, 2**63 - 1),
         io_timeout=io_timeout_opt(args), liveness=liveness,
     )
 

@@ -19,7 +19,7 @@ from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
 from ..storage import DirectStorage
-from ..strings import LockspaceSpec
+from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
 from .clients import Client, ClientRegistry, PeerCred
@@ -176,7 +176,7 @@ class Daemon:
 
     def add_lockspace(self, spec: LockspaceSpec, io_timeout: int | None) -> Lockspace:
         if spec.host_id < 1:
-            raise InputError("host_id", spec.host_id, "give this host's id in the lockspace, 1 to 2000")
+            raise InputError("host_id", spec.host_id, f"give this host's id in the lockspace, 1 to {MAX_HOST_ID}")
         if not os.path.exists(spec.path):
             raise InputError("path", spec.path, "give an existing block device or file")
         timeouts = self.config.timeouts(io_timeout)
