@@ -233,7 +233,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``client`` and its verbs on the top-level subparsers."""
     common = argparse.ArgumentParser(add_help=False, parents=[json_parent()])
     common.add_argument("--run-dir", help="the daemon's run dir (default: $LOCKENGINE_RUN_DIR or /run/lockengine)")
@@ -316,13 +316,3 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return client
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lockengine.cli.client VERB ...`` (the same as ``lockengine client VERB ...``)."""
-    from .main import main as lockengine_main
-
-    return lockengine_main(["client", *(sys.argv[1:] if argv is None else argv)])
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())

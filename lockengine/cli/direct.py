@@ -470,7 +470,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``direct`` and its verbs on the top-level subparsers."""
     common = json_parent()
     direct = subparsers.add_parser(

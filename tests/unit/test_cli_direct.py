@@ -326,17 +326,34 @@ def test_acquire_id_defaults_to_the_daemons_host_name(
     assert (code, doc["timestamp"]) == (0, 0)
 
 
-def test_direct_works_when_the_client_module_is_broken(
+def test_direct_works_without_the_client_module_and_a_broken_one_is_not_hidden(
     capsys: pytest.CaptureFixture[str], dev: LoopDevice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`lockengine direct` never imports the client verbs; `lockengine client` imports them plainly, so a
+    broken module of ours fails loudly instead of being turned into an error reply."""
     import lockengine.cli
 
     monkeypatch.setitem(sys.modules, "lockengine.cli.client", None)  # makes its import fail
     monkeypatch.delattr(lockengine.cli, "client", raising=False)
     assert run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:0")[0] == 0
-    code, doc = run_json(capsys, "client", "status")
-    assert (code, doc["error"]["name"]) == (1, "ERROR")
-    assert "client commands are not available" in doc["error"]["message"]
+    with pytest.raises(ImportError):
+        main(["client", "status", "--json"])
+
+
+def test_each_command_loads_only_its_own_modules() -> None:
+    probe = (
+        "import json, sys; from lockengine.cli.main import build_parser; build_parser(sys.argv[1]); "
+        "print(json.dumps([m for m in sys.modules if m.startswith('lockengine.')]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    loaded = {}
+    for command in ("client", "direct"):
+        proc = subprocess.run([sys.executable, "-c", probe, command], capture_output=True, text=True, env=env,
+                              check=True, cwd="/")
+        loaded[command] = set(json.loads(proc.stdout))
+    assert "lockengine.cli.client" in loaded["client"] and "lockengine.paxos" not in loaded["client"]
+    assert "lockengine.cli.direct" not in loaded["client"]
+    assert "lockengine.paxos" in loaded["direct"] and "lockengine.cli.client" not in loaded["direct"]
 
 
 # --------------------------------------------------------------------------- release on behalf of another host
