@@ -67,7 +67,7 @@ def parse_context(items: Sequence[str]) -> dict[str, str]:
 
 def format_record(fields: Mapping[str, object], context: Mapping[str, str], when: datetime.datetime) -> str:
     """One audit line: the time, the engine's fields in FIELDS order, then the context fields."""
-    parts = [when.astimezone(datetime.timezone.utc).strftime(_TIME_FORMAT)]
+    parts = [when.astimezone(datetime.UTC).strftime(_TIME_FORMAT)]
     parts += [f"{k}={quote(fields[k])}" for k in FIELDS if k in fields]
     parts += [f"{k}={quote(v)}" for k, v in context.items()]
     return " ".join(parts)
@@ -131,7 +131,7 @@ class AuditLog:
         if self._fd is None:
             raise RuntimeError("AuditLog.record outside its with block")
         full = {"host": socket.gethostname(), "user": _user(), "pid": os.getpid(), **fields}
-        line = format_record(full, context or {}, datetime.datetime.now(datetime.timezone.utc))
+        line = format_record(full, context or {}, datetime.datetime.now(datetime.UTC))
         os.write(self._fd, (line + "\n").encode("utf-8"))
         os.fsync(self._fd)
         return line

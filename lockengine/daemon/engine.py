@@ -12,7 +12,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from .. import __version__
 from ..config import Config, LockspaceConfig
@@ -31,7 +32,7 @@ from .resources import RequestAction, ResourceManager, StoragePool
 
 log = get_logger()
 
-Reply = Callable[[Union[dict[str, Any], BaseException]], None]
+Reply = Callable[[dict[str, Any] | BaseException], None]
 REM_KILL_WAIT = 10.0  # seconds rem_lockspace/shutdown wait for SIGKILLed holders to go
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import inspect
 import re
+import tomllib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -173,3 +175,34 @@ BREAKS: list[tuple[ModuleType, str, Any]] = [
 def test_a_drifted_table_is_caught(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str, value: Any) -> None:
     monkeypatch.setattr(module, name, value)
     assert drifts() != []
+
+
+# --------------------------------------------------------------------------- one Python floor
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PREFLIGHT = REPO_ROOT / "roles" / "engine" / "tasks" / "preflight.yml"
+
+
+def floor_drifts(pyproject_text: str, preflight_text: str) -> list[str]:
+    """The floor is pyproject's requires-python; ruff derives it (no target-version), mypy and the engine
+    role's preflight state the same version."""
+    project = tomllib.loads(pyproject_text)
+    floor = re.fullmatch(r">=\s*(3\.\d+)", project["project"]["requires-python"])
+    if floor is None:
+        return [f"requires-python {project['project']['requires-python']!r} is not '>=3.N'"]
+    out: list[str] = []
+    if "target-version" in project["tool"]["ruff"]:
+        out.append("ruff target-version is set: remove it, ruff reads requires-python")
+    out += _differ("mypy python_version", project["tool"]["mypy"]["python_version"], floor.group(1))
+    role = re.findall(r"lockengine_python_version\.stdout is version\('([0-9.]+)', '>='\)", preflight_text)
+    out += _differ("engine role preflight", role, [floor.group(1)])
+    return out
+
+
+def test_one_python_floor() -> None:
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    preflight = PREFLIGHT.read_text()
+    assert floor_drifts(pyproject, preflight) == []
+    assert floor_drifts(pyproject.replace('python_version = "3.11"', 'python_version = "3.12"'), preflight)
+    assert floor_drifts(pyproject.replace("line-length = 120", 'line-length = 120\ntarget-version = "py39"'), preflight)
+    assert floor_drifts(pyproject, preflight.replace("version('3.11', '>=')", "version('3.9', '>=')"))

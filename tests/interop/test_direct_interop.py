@@ -109,7 +109,7 @@ def compare_leader(ls_fields: dict[str, str], doc: dict[str, Any], extra: tuple[
         assert int(ls_fields[key]) == doc[key], key
     assert ls_fields["space_name"] == doc["space_name"]
     assert ls_fields["resource_name"] == doc["resource_name"]
-    for theirs, mine in zip(extra, ("write_id", "write_generation", "write_timestamp")):
+    for theirs, mine in zip(extra, ("write_id", "write_generation", "write_timestamp"), strict=False):
         assert int(ls_fields[theirs]) == doc[mine], theirs
 
 

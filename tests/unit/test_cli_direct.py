@@ -560,7 +560,7 @@ def test_release_waits_until_a_silent_host_is_dead(
 def test_audit_records_are_one_line_and_parse_back() -> None:
     import datetime
 
-    when = datetime.datetime(2026, 11, 30, 13, 0, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 11, 30, 13, 0, tzinfo=datetime.UTC)
     fields = {"host": "h", "user": "u", "pid": 1, "command": "release", "path": "/dev/a b", "reason": 'x\ny "z"=1'}
     line = audit.format_record(fields, {"note": "a=b c"}, when)
     assert "\n" not in line and line.startswith("2026-11-30T13:00:00Z host=h user=u pid=1 command=release ")
