@@ -320,8 +320,9 @@ def wait_until_dead(
             raise LockError(
                 "EBUSY",
                 f"{what} is held by {holder}, which is alive (its delta lease in {liveness.space_name!r} is "
-                "renewed); nothing was written. Only a dead host's lease is released on its behalf: ask its "
-                "holder to release (client request), or, once that host is fenced, use --force --reason TEXT",
+                "renewed); nothing was written. Only a dead host's lease is released on its behalf: have that "
+                "host release it (lockengine client request / rem_lockspace), or, once it is fenced, use "
+                "--force --reason TEXT",
             )
         if nowait:
             raise LockError(

@@ -571,3 +571,26 @@ def test_audit_records_are_one_line_and_parse_back() -> None:
     with pytest.raises(InputError):
         audit.parse_context(["Bad=1"])
     assert audit.parse_context(["owner_state=dead"]) == {"owner_state": "dead"}
+
+
+def test_a_dead_hosts_shared_lease_is_released_on_its_behalf(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, tmp_path: Path
+) -> None:
+    run(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")
+    run(capsys, "direct", "init", "-r", f"LS:R1:{dev}:1M")
+    assert run_json(capsys, "direct", "acquire-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "-o", "1")[0] == 0
+    assert run_json(capsys, "direct", "acquire", "-r", f"LS:R1:{dev}:1M:SH", "-i", "1", "-g", "1", "-o", "1")[0] == 0
+    code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M")
+    assert doc["areas"][0]["shared"] == [{"host_id": 1, "generation": 1}]
+    log = tmp_path / "audit.log"
+    shared = ("direct", "release", "-r", f"LS:R1:{dev}:1M:SH", "-i", "1", "-g", "1", "-s", f"LS:0:{dev}:0",
+              "--audit-log", str(log))
+    code, doc = run_json(capsys, *shared, "--nowait")  # host 1 not seen renewing, not dead yet
+    assert (code, doc["error"]["name"]) == (1, "EAGAIN")
+    assert run_json(capsys, "direct", "release-id", "-s", f"LS:1:{dev}:0", "--host-name", "one", "--force",
+                    "--reason", "host one is gone", "--audit-log", str(log))[0] == 0
+    code, doc = run_json(capsys, *shared)
+    assert (code, doc["grounds"], doc["shared"]) == (0, "dead", True)
+    code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M")
+    assert doc["areas"][0]["shared"] == []
+    assert [(r["command"], r["grounds"]) for r in records(log)] == [("release_id", "forced"), ("release", "dead")]
