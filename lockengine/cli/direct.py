@@ -256,6 +256,8 @@ def cmd_release_id(args: argparse.Namespace) -> int:
     """Free a host id: only one whose holder is dead by its own record, or with --force --reason."""
     ls = parse_lockspace(args.lockspace, "-s LOCKSPACE")
     force = _force_reason(args)
+    context = parse_context(args.context)
+    fire = 0 if force else fire_timeout(args)
     with _open(ls.path) as storage, AuditLog(args.audit_log) as log:
         lease = _delta_lease(storage, ls, args)
         while True:
@@ -264,8 +266,7 @@ def cmd_release_id(args: argparse.Namespace) -> int:
                 grounds = "forced"
                 break
             liveness = DeltaOwnerLiveness(
-                storage, ls.offset, ls.name, lease.geometry, io_timeout=lease.io_timeout,
-                fire_timeout=fire_timeout(args),
+                storage, ls.offset, ls.name, lease.geometry, io_timeout=lease.io_timeout, fire_timeout=fire
             )
             what = f"host id {ls.host_id} in {ls.name!r}"
             if wait_until_dead(
@@ -279,7 +280,6 @@ def cmd_release_id(args: argparse.Namespace) -> int:
             "owner_id": ls.host_id, "owner_generation": held.owner_generation, "lver": 0, "grounds": grounds,
             "reason": args.reason or "",
         }
-        context = parse_context(args.context)
         try:
             if _holder(_adopt_delta(lease)) != _holder(held):
                 raise LockError("RENEW_OWNER", f"host id {ls.host_id} changed hands while its holder was judged")
