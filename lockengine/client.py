@@ -26,18 +26,16 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
+from .daemon.protocol import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
+from .daemon.protocol import VERSION as PROTOCOL_VERSION
 from .errors import LockError
 from .strings import ResourceSpec, format_resource
 
-PROTOCOL_VERSION = 1
-DEFAULT_RUN_DIR = "/run/lockengine"
-RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
-SOCKET_NAME = "lockengined.sock"
 MAX_REPLY = 64 * 1024 * 1024
 
-ResourceArg = Union[str, ResourceSpec, dict[str, Any]]
+ResourceArg = str | ResourceSpec | dict[str, Any]
 
 
 class DaemonError(LockError):
@@ -178,7 +176,7 @@ class Client:
             try:
                 self._sock.sendall(line)
                 raw = self._read_line()
-            except socket.timeout:
+            except TimeoutError:
                 self.close()  # the reply may still come: this connection is out of step now
                 raise DaemonTimeout("ETIMEDOUT", -errno.ETIMEDOUT,
                                     f"no reply to {cmd!r} from {self.path} within {timeout or self.timeout} s") from None

@@ -20,17 +20,15 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from .daemon.protocol import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
 from .errors import InputError
 from .ondisk import encode_name, parse_size
 from .schema import load_schema
 from .timeouts import DEFAULT_FIRE_TIMEOUT, DEFAULT_IO_TIMEOUT, Timeouts
 
 DEFAULT_PATH = "/etc/lockengine/lockengine.conf"
-DEFAULT_RUN_DIR = "/run/lockengine"
 DEFAULT_SOCKET_GROUP = "lockengine"
 DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog0"
-SOCKET_NAME = "lockengined.sock"
-RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
 MACHINE_ID_PATHS = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 HOST_NAME_MAX = 47  # derived names: sanlock's 47 characters + NUL
 ALIGN_MIN = 1 << 20  # every lease area offset is a multiple of the smallest align size

@@ -7,7 +7,7 @@ hosts where only the standard library exists; it is correct but ~100x slower.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _POLY = 0x82F63B78
 

@@ -16,7 +16,8 @@ import queue
 import stat
 import struct
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from .errors import InputError, LockError
 

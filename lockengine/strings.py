@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
-from .ondisk import encode_name, parse_size
+from .ondisk import ALIGN_FLAGS, Geometry, encode_name, parse_size
 
-MAX_HOST_ID = 2000  # the largest max_hosts of any geometry (facts §0)
+# The largest max_hosts of any geometry (facts §0): 2000, from ondisk's table.
+MAX_HOST_ID = max(Geometry(4096, align).max_hosts for align in ALIGN_FLAGS)
 MAX_DISKS = 4
 PATH_MAX = 1024
 

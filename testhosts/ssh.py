@@ -44,7 +44,7 @@ class SshPool:
             client.connect(address, port=port, username="root", pkey=self.key, timeout=timeout,
                            banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
                            allow_agent=False, look_for_keys=False)
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             client.close()
             raise HostTimeout(f"{name} ({address}): no SSH answer within {timeout:.1f} s") from exc
         except paramiko.BadHostKeyException as exc:

@@ -15,8 +15,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from lockengine import crc
 from lockengine.delta import HostTable

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..client import Client, run_dir
 from ..errors import InputError
-from ..strings import format_resource, parse_lockspace, parse_resource, split_fields
+from ..strings import MAX_HOST_ID, format_resource, parse_lockspace, parse_resource, split_fields
 from .output import emit, json_parent
 
 FORCE_MODES: dict[str, str | int] = {"1": "force", "2": "graceful", "force": "force", "graceful": "graceful", "0": 0}
@@ -188,7 +188,7 @@ def cmd_examine(args: argparse.Namespace) -> int:
 
 def cmd_set_event(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        result = c.set_event(_lockspace_name(args.lockspace), _int(args.host_id, "host_id", 0, 1, 2000),
+        result = c.set_event(_lockspace_name(args.lockspace), _int(args.host_id, "host_id", 0, 1, MAX_HOST_ID),
                              _int(args.event, "event", 0, 1), _int(args.data, "data"),
                              _int(args.generation, "generation"))
     return _ok(args, result, "set_event done 0")
@@ -233,7 +233,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``client`` and its verbs on the top-level subparsers."""
     common = argparse.ArgumentParser(add_help=False, parents=[json_parent()])
     common.add_argument("--run-dir", help="the daemon's run dir (default: $LOCKENGINE_RUN_DIR or /run/lockengine)")
@@ -316,13 +316,3 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return client
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lockengine.cli.client VERB ...`` (the same as ``lockengine client VERB ...``)."""
-    from .main import main as lockengine_main
-
-    return lockengine_main(["client", *(sys.argv[1:] if argv is None else argv)])
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())

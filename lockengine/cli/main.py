@@ -1,4 +1,8 @@
-"""Entry point of the ``lockengine`` command: ``direct`` (straight to disk) and ``client`` (via the daemon)."""
+"""Entry point of the ``lockengine`` command: ``direct`` (straight to disk) and ``client`` (via the daemon).
+
+Only the module of the command given is imported (``lockengine client status`` never loads the lease
+code); ``--help``, ``--version`` and a missing or unknown command load both, so argparse lists them.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +10,43 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
 
 from .. import __version__
 from ..errors import InputError, LockError
-from . import direct
-from .output import json_parent, render_error
+from .output import render_error
+
+COMMANDS = ("direct", "client")
 
 
-def _add_client(subparsers: Any) -> None:
-    """The client verbs live in lockengine.cli.client; `direct` must keep working without it."""
-    try:
-        from . import client  # type: ignore[attr-defined,unused-ignore]
-    except Exception as exc:  # a missing or broken client module must not take `direct` down
-        reason = f"{type(exc).__name__}: {exc}"
+def _add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> None:
+    if name == "direct":
+        from . import direct
 
-        def unavailable(_args: argparse.Namespace) -> int:
-            raise LockError("ERROR", f"the client commands are not available in this installation ({reason})")
+        direct.add_parser(sub)
+    else:
+        from . import client
 
-        p = subparsers.add_parser(
-            "client", parents=[json_parent()], help="talk to lockengined (unavailable here)", add_help=True
-        )
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(handler=unavailable)
-        return
-    client.add_parser(subparsers)
+        client.add_parser(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` (one of COMMANDS), or for all of them."""
     parser = argparse.ArgumentParser(
         prog="lockengine",
         description="Storage-lease fencing engine, on-disk compatible with sanlock 3.8.",
     )
     parser.add_argument("--version", action="version", version=f"lockengine {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    direct.add_parser(sub)
-    _add_client(sub)
+    for name in COMMANDS:
+        if command in (None, name):
+            _add_command(sub, name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args = parser.parse_args(words)
-    # Also honour --json where a verb's parser could not see it (the stand-in for a missing client).
-    as_json = bool(getattr(args, "json", False)) or "--json" in words
     try:
         code = args.handler(args)
     except KeyboardInterrupt:
@@ -58,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, (LockError, InputError, OSError)):
             traceback.print_exc(file=sys.stderr)  # a bug: keep the evidence (stdout stays one JSON document)
-        return render_error(exc, as_json)
+        return render_error(exc, bool(getattr(args, "json", False)) or "--json" in words)
     return int(code or 0)
 
 

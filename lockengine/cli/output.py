@@ -136,5 +136,5 @@ def format_leader(doc: dict[str, Any]) -> str:
     lines = [f"{k} 0x{doc[k]:x}" if k in hexes else f"{k} {doc[k]}" for k in keys]
     # sanlock names the delta record's write_* fields extra1..3 (they carry events).
     names = _DELTA_EXTRA if doc["kind"] == "lockspace" else _PAXOS_EXTRA
-    lines += [f"{n} {doc[k]}" for n, k in zip(names, _PAXOS_EXTRA)]
+    lines += [f"{n} {doc[k]}" for n, k in zip(names, _PAXOS_EXTRA, strict=False)]
     return "\n".join(lines) + "\n"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
 
 from .. import __version__
 from ..errors import InputError, LockError
 from ..ondisk import REQ_FORCE, REQ_GRACEFUL
-from ..strings import Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
+from ..strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
 from .protocol import VERSION, arg_bool, arg_int, arg_list, arg_str, arg_str_list
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 Result = Union[dict[str, Any], "concurrent.futures.Future[dict[str, Any]]"]
 Handler = Callable[["Daemon", "CallContext", dict[str, Any]], Result]
 
-MAX_HOST_ID = 2000
 MAX_OFFSET = 2**62
 FORCE_MODES = {"force": REQ_FORCE, "graceful": REQ_GRACEFUL, "1": REQ_FORCE, "2": REQ_GRACEFUL, "0": 0,
                REQ_FORCE: REQ_FORCE, REQ_GRACEFUL: REQ_GRACEFUL, 0: 0}

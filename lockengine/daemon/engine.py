@@ -12,14 +12,15 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from .. import __version__
 from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
 from ..storage import DirectStorage
-from ..strings import LockspaceSpec
+from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
 from .clients import Client, ClientRegistry, PeerCred
@@ -31,7 +32,7 @@ from .resources import RequestAction, ResourceManager, StoragePool
 
 log = get_logger()
 
-Reply = Callable[[Union[dict[str, Any], BaseException]], None]
+Reply = Callable[[dict[str, Any] | BaseException], None]
 REM_KILL_WAIT = 10.0  # seconds rem_lockspace/shutdown wait for SIGKILLed holders to go
 
 
@@ -176,7 +177,7 @@ class Daemon:
 
     def add_lockspace(self, spec: LockspaceSpec, io_timeout: int | None) -> Lockspace:
         if spec.host_id < 1:
-            raise InputError("host_id", spec.host_id, "give this host's id in the lockspace, 1 to 2000")
+            raise InputError("host_id", spec.host_id, f"give this host's id in the lockspace, 1 to {MAX_HOST_ID}")
         if not os.path.exists(spec.path):
             raise InputError("path", spec.path, "give an existing block device or file")
         timeouts = self.config.timeouts(io_timeout)

@@ -17,8 +17,9 @@ import concurrent.futures
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..delta import DeltaLease, HostEvent, HostTable
 from ..errors import LockError

@@ -17,6 +17,10 @@ from typing import Any
 from ..errors import CODES, NAMES, InputError, LockError
 
 VERSION = 1
+# Where a client finds the daemon: $LOCKENGINE_RUN_DIR (default /run/lockengine) / lockengined.sock.
+DEFAULT_RUN_DIR = "/run/lockengine"
+RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
+SOCKET_NAME = "lockengined.sock"
 # A request carries at most 8 resources with paths < 1024 bytes; 64 KiB leaves room and bounds
 # what one misbehaving client can make the daemon buffer.
 MAX_REQUEST = 64 * 1024

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from ..errors import InputError, LockError
 from ..ondisk import REQ_DISK_MAGIC, REQ_FORCE, REQ_GRACEFUL, Geometry

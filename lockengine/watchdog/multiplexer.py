@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import LockError
 from ..timeouts import DEFAULT_FIRE_TIMEOUT, watchdog_test_interval

@@ -8,6 +8,7 @@ engine and daemon are tested by the molecule scenarios on test hosts.
 Scenario keys: "dump" (the `direct dump --json` document), "dump_after_init" (served after an init),
 "status" (`client status`), "host_status" ({lockspace: document}), "replies" ({verb: document}),
 "errors" ({verb: {"name", "code", "message"}}). A verb is "direct init", "client add_lockspace", ...
+A successful `direct release --audit-log PATH` appends its record the way the engine does (lockengine.audit).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's engine, for its audit format
 
 
 def main(argv: list[str]) -> int:
@@ -42,8 +46,26 @@ def main(argv: list[str]) -> int:
         doc = scenario["host_status"][argv[argv.index("-s") + 1]]
     else:
         doc = scenario.get("replies", {}).get(verb, {"ok": True})
+    if verb == "direct release" and "--audit-log" in argv:
+        doc = dict(doc, audit=_record(argv))
     print(json.dumps(doc))
     return 0
+
+
+def _record(argv: list[str]) -> str:
+    from lockengine.audit import AuditLog, parse_context
+    from lockengine.strings import parse_resource
+
+    def opt(flag: str) -> str:
+        return argv[argv.index(flag) + 1]
+
+    context = parse_context([argv[i + 1] for i, a in enumerate(argv) if a == "--context"])
+    res = parse_resource(opt("-r"), "-r")
+    fields = {"command": "release", "lockspace": res.lockspace, "resource": res.name, "path": res.path,
+              "offset": res.offset, "owner_id": opt("-i"), "owner_generation": opt("-g"),
+              "grounds": "forced" if "--force" in argv else "dead", "result": "released", "reason": opt("--reason")}
+    with AuditLog(opt("--audit-log")) as log:
+        return log.record(fields, context)
 
 
 if __name__ == "__main__":

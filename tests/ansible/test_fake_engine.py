@@ -220,7 +220,10 @@ def test_force_release_without_liveness_needs_the_fencing_statement(fake: FakeEn
     fenced = fake.module("lease", lockspace="LS", name="R1", path=DISK, offset="1M", state="force_released",
                          owner_fenced=True, reason="INC-1", log_file=str(log))
     assert fenced["changed"] and fenced["released"]
-    assert ["direct", "release", "-r", f"LS:R1:{DISK}:{MIB}", "-i", "2", "-g", "3", "--json"] in fake.calls
+    release = next(c for c in fake.calls if c[:2] == ["direct", "release"])
+    assert release[:8] == ["direct", "release", "-r", f"LS:R1:{DISK}:{MIB}", "-i", "2", "-g", "3"]
+    assert release[release.index("--reason") + 1] == "INC-1" and release[release.index("--audit-log") + 1] == str(log)
+    assert "--force" in release and "owner_fenced=true" in release
     line = log.read_text().splitlines()
     assert len(line) == 1 and "owner_id=2" in line[0] and "owner_fenced=true" in line[0] and "INC-1" in line[0]
     assert fenced["log_line"] == line[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,7 +109,7 @@ def compare_leader(ls_fields: dict[str, str], doc: dict[str, Any], extra: tuple[
         assert int(ls_fields[key]) == doc[key], key
     assert ls_fields["space_name"] == doc["space_name"]
     assert ls_fields["resource_name"] == doc["resource_name"]
-    for theirs, mine in zip(extra, ("write_id", "write_generation", "write_timestamp")):
+    for theirs, mine in zip(extra, ("write_id", "write_generation", "write_timestamp"), strict=False):
         assert int(ls_fields[theirs]) == doc[mine], theirs
 
 
@@ -213,7 +214,7 @@ def test_we_read_what_sanlock_wrote(
 
 
 def test_sanlock_sees_our_lease_and_cannot_take_it(
-    capsys: pytest.CaptureFixture[str], sanlock: str, loop_device: LoopFactory
+    capsys: pytest.CaptureFixture[str], sanlock: str, loop_device: LoopFactory, tmp_path: Path
 ) -> None:
     dev = loop_device(size=8 * M)
     ours(capsys, "direct", "init", "-s", f"LS:0:{dev}:0", "-o", "1")
@@ -237,7 +238,8 @@ def test_sanlock_sees_our_lease_and_cannot_take_it(
     assert (after["owner_id"], after["lver"], after["timestamp"]) == ("1", "1", leader["timestamp"])
 
     # once we release, sanlock's ballot builds on ours: lver 2, its mbal beyond ours
-    ours(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", str(gen))
+    ours(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", str(gen),
+         "--force", "--reason", "interop test: our own lease", "--audit-log", str(tmp_path / "audit.log"))
     sanlock_run(sanlock, "direct", "acquire", "-r", f"LS:R1:{dev}:1M", "-i", "2", "-g", "1")
     doc = ours(capsys, "direct", "dump", f"{dev}:1M:1M", "-f", "2")
     (res,) = doc["areas"]

@@ -16,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -172,7 +172,7 @@ def wait_ready(sock: socket.socket, proc: subprocess.Popen[bytes], log_path: Pat
         sock.settimeout(0.2)
         try:
             msg = sock.recv(4096).decode()
-        except socket.timeout:
+        except TimeoutError:
             continue
         if "READY=1" in msg.split("\n"):
             return

@@ -224,5 +224,54 @@ def test_resource_of_a_live_process_host_is_acquire_idlive_for_another(paths: li
     assert (ld.owner_id, ld.lver) == (2, got["lver"] + 1)
 
 
+def lockengine(*argv: str) -> tuple[int, dict[str, Any]]:
+    """`python -m lockengine ARGV --json` as its own process, as an operator runs it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "lockengine", *argv, "--json"], cwd="/", env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def resource_area(path: str) -> bytes:
+    with DirectStorage(path, readonly=True) as st:
+        return st.read(RES_OFFSET, G.align_size, 5)
+
+
+def test_direct_release_of_a_live_holders_lease_writes_nothing(
+    paths: list[str], procs: list[Proc], tmp_path: Path
+) -> None:
+    """Issue 8 item 2: host 1 renews and its holder runs; `lockengine direct release -i 1 -g GEN` from
+    another host zeroed the leader and host 2 took the lease at once. Now it is refused (EBUSY) and the
+    lease area is unchanged to the byte; once host 1 is dead it is released on its behalf and recorded."""
+    a_path, b_path = paths
+    holder = start(procs, "hold", a_path, "1", "alpha", "--resource")
+    got = holder.next("acquire", 30)
+    assert got["ok"] and got["owner_id"] == 1
+    gen = str(read_leader(b_path).owner_generation)
+    log = tmp_path / "force-release.log"
+    config = tmp_path / "lockengine.conf"
+    config.write_text(json.dumps({"watchdog_fire_timeout": 5}))  # host_dead = 8·1 + 5 s for this judge
+    release = ("direct", "release", "-r", f"{LS}:{RES}:{b_path}:{RES_OFFSET}", "-i", "1", "-g", gen,
+               "-s", f"{LS}:0:{b_path}:0", "-o", str(IO), "--config", str(config), "--audit-log", str(log))
+    before = resource_area(b_path)
+    code, doc = lockengine(*release)
+    assert (code, doc["error"]["name"], doc["error"]["code"]) == (1, "EBUSY", -16)
+    assert resource_area(b_path) == before
+    assert not log.exists() or log.read_text() == ""
+    contender = start(procs, "join", b_path, "2", "beta", "--resource")
+    refused = contender.next("acquire", 30)
+    assert not refused["ok"] and refused["error"]["name"] == "ACQUIRE_IDLIVE"
+    assert holder.p.poll() is None  # the holder never noticed
+    # Host 1 dies without releasing: after host_dead the release is done on its behalf and recorded.
+    holder.kill()
+    code, doc = lockengine(*release)
+    assert (code, doc["grounds"], doc["timestamp"], doc["lver"]) == (0, "dead", 0, got["lver"])
+    (line,) = log.read_text().splitlines()
+    assert " grounds=dead result=released " in line and f" owner_id=1 owner_generation={gen} " in line
+    taker = start(procs, "join", b_path, "2", "beta", "--resource")
+    taken = taker.next("acquire", 30)
+    assert taken["ok"] and taken["lver"] == got["lver"] + 1
+
+
 if __name__ == "__main__":
     sys.exit(child(sys.argv[1:]))

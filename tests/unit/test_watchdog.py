@@ -16,9 +16,9 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, cast
+from typing import cast
 
 import pytest
 

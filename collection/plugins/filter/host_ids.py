@@ -15,6 +15,7 @@ and no host is given a slot that the disk shows in use by another name.
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.lockengine.cluster.plugins.module_utils.common import HOST_ID_MAX
 
 
 def _member_fields(member):
@@ -52,7 +53,7 @@ def _busy_by_other(slot, own_name):
     return bool(slot.get("timestamp")) and slot.get("name") != own_name
 
 
-def assign_host_ids(members, slots, max_hosts=2000, lockspace="lockspace", allow_busy=False):
+def assign_host_ids(members, slots, max_hosts=HOST_ID_MAX, lockspace="lockspace", allow_busy=False):
     """{inventory_hostname: host_id} for every member.
 
     members: [{"host": inventory_hostname, "host_name": the daemon's stable name, "explicit_id": int or None}]

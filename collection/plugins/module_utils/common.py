@@ -7,6 +7,11 @@ Each *_argument_spec() matches one section of the doc fragment lockengine.cluste
 community.postgresql pairs postgres_common_argument_spec() with its fragment. The checks here catch
 what Ansible's type system cannot (geometry combinations, offsets, names) so that a bad value fails
 before the engine is called, with the option name, the value and the fix.
+
+This is the collection's ONE copy of the engine's rules (the modules and the filter plugins import it;
+hosts that run the modules have only the collection, not the engine's package). tests/ansible/test_drift.py
+fails when a table here drifts from the engine's: geometry, host-id limit, offset syntax, run dir and
+socket name, the audit log's default path.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 import re
 
 DEFAULT_RUN_DIR = "/run/lockengine"
+RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
 FALLBACK_BIN = "/opt/lockengine/bin/lockengine"
 SOCKET_NAME = "lockengined.sock"
+# The engine's force-release audit log (lockengine/audit.py DEFAULT_LOG); the lease module's log_file default.
+AUDIT_LOG = "/var/log/lockengine/force-release.log"
 
 MIB = 1024 * 1024
 ALIGN_SIZES = {"1M": MIB, "2M": 2 * MIB, "4M": 4 * MIB, "8M": 8 * MIB}
@@ -28,12 +36,15 @@ MAX_HOSTS = {
     (4096, 8 * MIB): 2000,
 }
 NAME_MAX_BYTES = 48
-PATH_MAX_BYTES = 1024
-HOST_ID_MAX = 2000
+PATH_MAX_BYTES = 1024  # including the NUL sanlock stores: paths are at most 1023 bytes
+HOST_ID_MAX = max(MAX_HOSTS.values())
 # Renewals store io_timeout & 0xFF in the delta record: a larger value would be read back wrong by peers.
 IO_TIMEOUT_MAX = 255
 
-_OFFSET_RE = re.compile(r"^\s*(\d+)\s*([Mm]?)\s*$")
+# The engine's syntax (lockengine.strings.parse_offset): ASCII digits, then M (MiB), K (KiB) or nothing;
+# whitespace around it (templating leaves some) is dropped first.
+_OFFSET_RE = re.compile(r"^([0-9]+)([MmKk]?)$")
+_SUFFIX = {"": 1, "k": 1024, "m": MIB}
 
 
 def common_argument_spec():
@@ -66,18 +77,20 @@ def align_bytes(align_size):
     return ALIGN_SIZES[align_size] if align_size else None
 
 
-def parse_offset(value, option="offset", align=None):
-    """An offset as sanlock writes it (bytes, or a whole number of MiB with an M suffix) -> bytes.
-
-    Offsets must be multiples of the area's align size, which is at least 1 MiB.
-    """
-    text = str(value)
-    match = _OFFSET_RE.match(text)
+def offset_bytes(value, option="offset"):
+    """An offset as sanlock writes it (bytes, or a whole number of MiB with an M suffix) -> bytes."""
+    match = None if isinstance(value, bool) else _OFFSET_RE.match(str(value).strip())
     if not match:
         raise ValueError(
             "%s: %r is not an offset; give bytes (1048576) or MiB with an M suffix (1M)" % (option, value)
         )
-    number = int(match.group(1)) * (MIB if match.group(2) else 1)
+    return int(match.group(1)) * _SUFFIX[match.group(2).lower()]
+
+
+def parse_offset(value, option="offset", align=None):
+    """offset_bytes, and a multiple of the area's align size (which is at least 1 MiB)."""
+    text = str(value)
+    number = offset_bytes(value, option)
     step = align or MIB
     if number % step:
         raise ValueError(
@@ -116,8 +129,8 @@ def check_name(value, option):
 
 
 def check_path(value, option="path"):
-    if len(value.encode("utf-8")) > PATH_MAX_BYTES:
-        raise ValueError("%s: longer than %d bytes" % (option, PATH_MAX_BYTES))
+    if len(value.encode("utf-8")) >= PATH_MAX_BYTES:
+        raise ValueError("%s: paths are shorter than %d bytes" % (option, PATH_MAX_BYTES))
     if not value.startswith("/"):
         raise ValueError("%s: %r must be an absolute path" % (option, value))
 

@@ -16,6 +16,7 @@ import os
 from ansible_collections.lockengine.cluster.plugins.module_utils.common import (
     FALLBACK_BIN,
     MIB,
+    RUN_DIR_ENV,
     SOCKET_NAME,
     escape_path,
 )
@@ -82,7 +83,7 @@ class Engine(object):
         # expand_user_and_vars=False: a '$' or '~' in a device path is part of the path.
         rc, out, err = self.module.run_command(
             argv,
-            environ_update={"LOCKENGINE_RUN_DIR": self.run_dir},
+            environ_update={RUN_DIR_ENV: self.run_dir},
             expand_user_and_vars=False,
         )
         if rc == 2:

@@ -20,7 +20,9 @@ description:
     as the owner). It refuses while the owner may be alive, that is unless this host's daemon sees the
     owner's host as C(dead) or C(free) or rejoined with a newer generation, and unless O(owner_fenced=true)
     states that the owner has been fenced (powered off, storage cut). Every force-release is logged on this
-    host, to syslog and as one line in O(log_file).
+    host, to syslog and as one line in O(log_file); the engine writes that line (C(direct release --force
+    --reason --audit-log)), in the same format as its own audit records, and does not release a lease it
+    cannot record.
   - A lease that is not held is left alone (no change), so both states are idempotent.
 extends_documentation_fragment:
   - lockengine.cluster.common
@@ -80,7 +82,8 @@ options:
     type: str
   log_file:
     description:
-      - File that receives one line per force-release on this host. Its directory is created (mode 0750).
+      - File that receives one line per force-release on this host (the engine's audit log). Its directory is
+        created (mode 0750).
     type: path
     default: /var/log/lockengine/force-release.log
   wait:
@@ -151,14 +154,11 @@ log_line:
   type: str
 """
 
-import datetime
-import getpass
-import os
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lockengine.cluster.plugins.module_utils.common import (
+    AUDIT_LOG,
     MIB,
     check_name,
     check_path,
@@ -193,7 +193,7 @@ def build_argument_spec():
         lver=dict(type="int"),
         owner_fenced=dict(type="bool", default=False),
         reason=dict(type="str"),
-        log_file=dict(type="path", default="/var/log/lockengine/force-release.log"),
+        log_file=dict(type="path", default=AUDIT_LOG),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
     )
@@ -275,37 +275,13 @@ def owner_gone(lease):
     return lease["owner_state"] in ("dead", "free") or lease["owner_generation_current"] is False
 
 
-def log_force_release(module, p, lease, outcome):
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # a uid without a passwd entry (containers)
-        user = "uid%d" % os.getuid()
-    fields = [
-        datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "host=%s" % socket.gethostname(), "user=%s" % user,
-        "lockspace=%s" % lease["lockspace"], "resource=%s" % lease["resource"],
-        "path=%s" % lease["path"], "offset=%s" % lease["offset"],
-        "owner_id=%s" % lease["owner_id"], "owner_generation=%s" % lease["owner_generation"],
-        "owner_name=%s" % (lease.get("owner_name") or "-"), "lver=%s" % lease["lver"],
-        "owner_state=%s" % lease["owner_state"], "owner_fenced=%s" % str(p["owner_fenced"]).lower(),
-        "result=%s" % outcome, "reason=%r" % (p["reason"] or ""),
-    ]
-    line = " ".join(fields)
-    module.log("lockengine force-release: %s" % line)
-    directory = os.path.dirname(p["log_file"])
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o750)
-        fd = os.open(p["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        module.fail_json(msg="the lease was %s but log_file %s could not be written: %s; fix log_file"
-                         % (outcome, p["log_file"], exc), log_line=line)
-    return line
+def force_reason(p, lease):
+    """The reason the engine records: the operator's text, else what this module checked."""
+    if p["reason"]:
+        return p["reason"]
+    if p["owner_fenced"]:
+        return "lockengine.cluster.lease: owner stated fenced (owner_fenced: true)"
+    return "lockengine.cluster.lease: owner is %s as this host's lockengined sees it" % lease["owner_state"]
 
 
 def force_release(module, engine, p, offset, lease):
@@ -327,13 +303,22 @@ def force_release(module, engine, p, offset, lease):
                           after=dict(held=False, owner_id=lease["owner_id"], lver=lease["lver"]))
     if module.check_mode:
         return result
+    # The engine releases as the owner and records it in its audit log (log_file); a release it could
+    # not record is not done. What this module checked goes into the record as context.
     target = resource_string(p["lockspace"], p["name"], p["path"], offset)
+    context = dict(owner_name=lease.get("owner_name") or "-", owner_state=lease["owner_state"],
+                   owner_fenced=str(p["owner_fenced"]).lower(), via="lockengine.cluster.lease")
+    args = ["direct", "release", "-r", target, "-i", lease["owner_id"], "-g", lease["owner_generation"],
+            "--force", "--reason", force_reason(p, lease), "--audit-log", p["log_file"]]
+    for key in sorted(context):
+        args += ["--context", "%s=%s" % (key, context[key])]
     try:
-        engine.run("direct", "release", "-r", target, "-i", lease["owner_id"], "-g", lease["owner_generation"])
+        reply = engine.run(*args)
     except EngineError as exc:
-        log_force_release(module, p, lease, "failed:%s" % exc.name)
         engine.fail(exc, "force-release of %s:%s failed" % (p["lockspace"], p["name"]))
-    result["log_line"] = log_force_release(module, p, lease, "released")
+    line = reply.get("audit", "")
+    module.log("lockengine force-release: %s" % line)
+    result["log_line"] = line
     result["released"] = True
     return result
 

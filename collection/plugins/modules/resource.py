@@ -125,6 +125,7 @@ found:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lockengine.cluster.plugins.module_utils.common import (
+    HOST_ID_MAX,
     MAX_HOSTS,
     MIB,
     align_bytes,
@@ -188,7 +189,8 @@ def describe(area):
 def check_num_hosts(num_hosts, sector_size, align_size):
     if num_hosts is None:
         return
-    limit = MAX_HOSTS.get((sector_size, align_bytes(align_size)), 2000) if sector_size and align_size else 2000
+    limit = MAX_HOSTS.get((sector_size, align_bytes(align_size)), HOST_ID_MAX) if sector_size and align_size \
+        else HOST_ID_MAX
     if not 1 <= num_hosts <= limit:
         raise ValueError("num_hosts: %d is out of range; use 1 to %d for this geometry" % (num_hosts, limit))
 
