@@ -47,6 +47,7 @@ class WatchdogMultiplexer:
         test_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        wait: Callable[[threading.Event, float], bool] | None = None,
     ) -> None:
         self.backend = backend
         self.fire_timeout = fire_timeout
@@ -54,6 +55,7 @@ class WatchdogMultiplexer:
         self.test_interval: float = test_interval if test_interval is not None else watchdog_test_interval(fire_timeout)
         self._clock = clock
         self._wall_clock = wall_clock
+        self._wait = wait if wait is not None else (lambda ev, t: ev.wait(max(0.0, t)))
         self._lock = threading.RLock()
         self._registrations: dict[str, Registration] = {}
         self._opened = False
@@ -90,7 +92,7 @@ class WatchdogMultiplexer:
                 )
                 self.check()
         if thread and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+            self._thread = threading.Thread(target=self.run, name="watchdog", daemon=True)
             self._thread.start()
 
     def shutdown(self, clean: bool = True) -> bool:
@@ -210,16 +212,19 @@ class WatchdogMultiplexer:
             self._petting, self._stopped_reason = False, reason
             return False
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The petting task: a test pass every test interval (every second while a test fails)."""
         while not self._stop.is_set():
             try:
                 petting = self.check()
             except Exception:  # a bug here must not silently end petting decisions
                 log.exception("watchdog: test pass failed")
                 petting = False
-            wait = self.test_interval if petting else min(FAILING_RETEST, self.test_interval)
-            self._wake.wait(wait)
+            self._wait(self._wake, self.next_pass_in(petting))
             self._wake.clear()
+
+    def next_pass_in(self, petting: bool) -> float:
+        return self.test_interval if petting else min(FAILING_RETEST, self.test_interval)
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, object]:
