@@ -20,6 +20,7 @@ from ..paxos import request as paxos_request
 from ..strings import LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
+from .armed import ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
 from .escalation import KILLPATH_ACTION, SIGKILL_ACTION, SIGTERM_ACTION, Supervisor, signal_holder
 from .lockspace import ADD, FAILED, JOINED, REM, Lockspace
@@ -58,12 +59,18 @@ class Daemon:
         *,
         runtime: Runtime = SYSTEM_RUNTIME,
         processes: ProcessControl = SYSTEM_PROCESSES,
+        armed: ArmedState | None = None,
     ) -> None:
         self.config = config
         self.watchdog = watchdog
         self.ring = ring
         self.runtime = runtime
         self.clock = runtime.clock
+        if armed is None:
+            from .armed import ArmedMarker
+
+            armed = ArmedMarker(config.run_dir)
+        self.armed = armed
         self.clients = ClientRegistry(processes)
         self.storages = StoragePool(runtime.open_storage)
         self.lockspaces: dict[str, Lockspace] = {}
@@ -77,16 +84,34 @@ class Daemon:
         self.started = self.clock()
         self.stopping = False
         self.stopped = threading.Event()
-        self._holders_event = threading.Event()
+        self._holders_event = runtime.event()
         self.on_stop: Callable[[], None] = lambda: None
 
     def start(self) -> None:
+        """Start the watchdog, the supervisor and the configured lockspaces — unless a predecessor left
+        the host armed (armed.py): then serve status only and let the watchdog reset the host."""
+        prev = self.armed.previous()
+        if prev is not None:
+            self.refusing = refusal_message(prev, str(getattr(self.armed, "path", "run directory")))
+            log.critical("%s", self.refusing)
+            return
+        system = self.runtime.spawn is SYSTEM_RUNTIME.spawn
+        self.watchdog.on_registrations = self._registrations_changed
+        self.watchdog.start(thread=system)
+        if not system:
+            self.runtime.spawn("watchdog", self.watchdog.run)
         self.supervisor.start()
         for lsc in self.config.lockspaces:
             try:
                 self.add_lockspace(self._spec_of(lsc), lsc.io_timeout)
             except (LockError, InputError) as exc:
                 log.error("s %s: configured lockspace not joined: %s", lsc.name, exc)
+
+    def _registrations_changed(self, names: list[str]) -> None:
+        if names:
+            self.armed.set(os.getpid(), names)
+        else:
+            self.armed.clear()
 
     @staticmethod
     def _spec_of(lsc: LockspaceConfig) -> LockspaceSpec:
@@ -198,6 +223,8 @@ class Daemon:
         return ls
 
     def add_lockspace(self, spec: LockspaceSpec, io_timeout: int | None) -> Lockspace:
+        if self.refusing is not None:
+            raise LockError("WD_ERROR", self.refusing)
         if spec.host_id < 1:
             raise InputError("host_id", spec.host_id, "give this host's id in the lockspace, 1 to 2000")
         if not os.path.exists(spec.path):

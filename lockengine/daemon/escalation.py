@@ -98,7 +98,7 @@ class Supervisor:
         self.clock = runtime.clock
         self._recoveries: dict[int, Recovery] = {}
         self._cond = threading.Condition()
-        self._kicked = threading.Event()
+        self._kicked = runtime.event()
         self._stopping = False
         self._thread = threading.Thread(target=self.run, name="supervisor", daemon=True)
 

@@ -143,15 +143,15 @@ class Lockspace:
         self._warned_for = 0.0
         self._last_failure: str | None = None
         self._release_on_stop = False
-        self._stop = threading.Event()
-        self._wake = threading.Event()  # set by stop/fail and by renew_now
+        self._stop = runtime.event()
+        self._wake = runtime.event()  # set by stop/fail and by renew_now
         self._lock = threading.Lock()
         self._last_attempt = 0.0
         # Lease ballots in flight in this lockspace: set to abort them (failed, or being removed), and
         # counted so the host id is not freed while one of them may still write (issue 8).
-        self.acquire_abort = threading.Event()
+        self.acquire_abort = runtime.event()
         self._ballots = 0
-        self._no_ballots = threading.Event()
+        self._no_ballots = runtime.event()
         self._no_ballots.set()
         self._thread = threading.Thread(target=self.run, name=f"ls:{spec.name}", daemon=True)
 
@@ -188,7 +188,7 @@ class Lockspace:
     def cancel_close(self) -> None:
         self.closing = False
         if self.state == JOINED:
-            self.acquire_abort = threading.Event()
+            self.acquire_abort = self.runtime.event()
 
     def ballot_started(self) -> threading.Event:
         """A lease ballot begins in this lockspace; returns the Event that aborts it."""

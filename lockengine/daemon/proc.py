@@ -45,7 +45,8 @@ class Runtime:
     ``clock``: monotonic seconds; ``sleep``: abortable sleep for lease waits (DeltaLease, PaxosLease);
     ``wait``: wait for an Event up to a timeout (a loop's tick, cut short by a wake-up); ``spawn``:
     run a task in the background; ``open_storage``: a path to a Storage (renewal and lease I/O);
-    ``new_rng``: the random source of a lease's ballot back-off.
+    ``new_rng``: the random source of a lease's ballot back-off; ``event``: a new Event (``wait`` and
+    ``sleep`` wait on them, so a simulated Event can wake a simulated task).
     """
 
     clock: Clock = time.monotonic
@@ -54,6 +55,7 @@ class Runtime:
     spawn: Spawn = _spawn_thread
     open_storage: StorageOpener = field(default=DirectStorage)
     new_rng: Callable[[], random.Random] = random.Random
+    event: Callable[[], threading.Event] = threading.Event
 
 
 SYSTEM_RUNTIME = Runtime()

@@ -56,6 +56,8 @@ class WatchdogMultiplexer:
         self._clock = clock
         self._wall_clock = wall_clock
         self._wait = wait if wait is not None else (lambda ev, t: ev.wait(max(0.0, t)))
+        # Told the registered names after every change (the daemon keeps its "armed" marker with it).
+        self.on_registrations: Callable[[list[str]], None] | None = None
         self._lock = threading.RLock()
         self._registrations: dict[str, Registration] = {}
         self._opened = False
@@ -78,6 +80,18 @@ class WatchdogMultiplexer:
                 raise LockError("WD_ERROR", "the watchdog multiplexer was shut down; create a new one")
             if not self._opened:
                 self.backend.open()
+                if self.backend.protects and self.backend.timeout > self.fire_timeout:
+                    # Other hosts take our leases fire_timeout after our last renewal window: a device
+                    # that fires later would let them in while this host still runs. Nothing is
+                    # registered yet, so disarming is safe.
+                    self.backend.magic_close()
+                    self._closed = True
+                    raise LockError(
+                        "WD_ERROR",
+                        f"watchdog {self.backend.device} fires {self.backend.timeout} s after the last pet, "
+                        f"later than watchdog_fire_timeout {self.fire_timeout} s that other hosts count on; "
+                        "set the device's timeout or use the same watchdog_fire_timeout on every host",
+                    )
                 self._opened = True
                 self._armed = self.backend.protects
                 if self._interval_override is None:
@@ -137,6 +151,7 @@ class WatchdogMultiplexer:
                 raise LockError("EEXIST", f"watchdog: lockspace {name!r} is already registered")
             self._registrations[name] = Registration(name, expiry)
             log.info("watchdog: registered %r, expires in %.1f s", name, expiry - self._clock())
+            self._registrations_changed()
 
     def update(self, name: str, expiry: float) -> None:
         """Move ``name``'s expiry after a good renewal. Refused once the old expiry has passed."""
@@ -159,7 +174,12 @@ class WatchdogMultiplexer:
             self._get(name)
             del self._registrations[name]
             log.info("watchdog: unregistered %r", name)
+            self._registrations_changed()
         self._wake.set()  # a pass now may resume petting before the device fires
+
+    def _registrations_changed(self) -> None:
+        if self.on_registrations is not None:
+            self.on_registrations(sorted(self._registrations))
 
     def _get(self, name: str) -> Registration:
         try:
