@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from .run import quiet_logs, replay_command, run_many, run_world
+from .run import quiet_logs, run_many, run_world
 
 
 def main() -> int:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from .world import ALL_FAULTS, Violation, World, WorldParams
 
+__all__ = ["ALL_FAULTS", "Totals", "focused_params", "run_many", "run_world"]
+
 REAL_FAULTS = tuple(k for k in ALL_FAULTS)
 
 
@@ -34,11 +36,25 @@ def small_params(seed: int) -> WorldParams:
     )
 
 
+def focused_params(seed: int, faults: tuple[str, ...], **kw: object) -> WorldParams:
+    """A small world that exercises a few faults hard (the mutation tests)."""
+    rng = random.Random(seed * 31 + 5)
+    hosts = 5
+    p = WorldParams(
+        hosts=hosts, sector_size=rng.choice([512, 4096]), resources=2, duration=4000, fire_timeout=60,
+        io_timeouts=[10] * hosts, clients_per_host=30, fault_rate=12, faults=faults, hold_mean=600.0,
+        end_check=False,
+    )
+    for k, v in kw.items():
+        setattr(p, k, v)
+    return p
+
+
 def big_params(seed: int) -> WorldParams:
     rng = random.Random(seed * 104729 + 7)
     hosts = 250
     return WorldParams(
-        hosts=hosts, sector_size=4096, resources=8, duration=rng.uniform(1000, 1200), fire_timeout=60,
+        hosts=hosts, sector_size=4096, resources=8, duration=rng.uniform(600, 700), fire_timeout=60,
         io_timeouts=[10] * hosts, clients_per_host=3, fault_rate=10, faults=REAL_FAULTS, end_check=False,
     )
 

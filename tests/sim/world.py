@@ -17,6 +17,7 @@ What is checked, at the step where it could first go wrong:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -81,6 +82,9 @@ class WorldParams:
     host_names: list[str] = field(default_factory=list)
     host_ids: list[int] = field(default_factory=list)
     end_check: bool = True
+    hold_mean: float = 120.0  # mean seconds a client uses a lease
+    unkillable: float = 0.0  # probability that a new client ignores every signal (escalation fails)
+    inherit: float = 0.1  # probability that a holder forks a child inheriting its connection
 
 
 ALL_FAULTS = (
@@ -280,7 +284,7 @@ class Host:
             run_dir="/run/lockengine-sim", syslog=False,
             lockspaces=(LockspaceConfig(LS, self.host_id, w.ls_path, 0, self.io_timeout),),
         )
-        mux = WatchdogMultiplexer(self.device, self.fire_timeout, clock=sched.clock,
+        mux = w.mux_class(self.device, self.fire_timeout, clock=sched.clock,
                                   wall_clock=sched.clock, wait=lambda ev, t: sim_wait(sched, ev, t))
         daemon = w.make_daemon(config, mux, rt, self)
         self.daemon = daemon
@@ -401,7 +405,7 @@ class SimClientProc:
         self.conn_id = pid
         self.using: dict[str, str] = {}
         self.term_ok = world.rng.random() < 0.8
-        self.unkillable = False
+        self.unkillable = world.rng.random() < world.params.unkillable
         self.child: SimClientProc | None = None
         self.parent: SimClientProc | None = None
         self.conn_open = False
@@ -495,22 +499,21 @@ class SimClientProc:
                 spec = w.spec(r, shared)
                 dclient = self.dclient
                 try:
-                    self.call(lambda: d.resources.acquire(dclient, [spec], nowait=rng.random() < 0.5))
+                    nowait = rng.random() < 0.5
+                    self.call(lambda c=dclient, sp=spec, nw=nowait: d.resources.acquire(c, [sp], nowait=nw))
                 except LockError:
                     continue
                 w.start_using(self, w.res_name(r), "sh" if shared else "ex")
-                if "inherited_conn" in w.params.faults and rng.random() < 0.1:
+                if "inherited_conn" in w.params.faults and rng.random() < w.params.inherit:
                     self._fork_child(w.res_name(r), "sh" if shared else "ex")
-                sched.sleep(rng.expovariate(1 / 120))
+                sched.sleep(rng.expovariate(1 / w.params.hold_mean))
                 if self.child is not None:
                     break
                 end = rng.random()
                 if end < 0.7:
                     w.stop_using_one(self, w.res_name(r))
-                    try:
-                        self.call(lambda: d.resources.release(dclient, [spec]))
-                    except (LockError, DaemonGone):
-                        pass
+                    with contextlib.suppress(LockError, DaemonGone):
+                        self.call(lambda c=dclient, sp=spec: d.resources.release(c, [sp]))
                 elif end < 0.85:
                     w.stats["client_exit_holding"] += 1
                     break
@@ -550,6 +553,10 @@ class SimClientProc:
         w.sched.spawn(f"{self.host.name}/child{child.pid}", child.proc, child_prog)
 
 
+def default_daemon(config: Config, mux: WatchdogMultiplexer, rt: Runtime, host: Host) -> Daemon:
+    return Daemon(config, mux, runtime=rt, processes=host.processes, armed=host.armed)
+
+
 class World:
     def __init__(self, seed: int, params: WorldParams, make_daemon: Callable[..., Daemon] | None = None) -> None:
         self.seed = seed
@@ -558,8 +565,8 @@ class World:
         self.sched = Scheduler(random.Random(self.rng.random()))
         self.stats: Any = _Stats()
         self.violations: list[Violation] = []
-        self.make_daemon = make_daemon or (lambda config, mux, rt, host: Daemon(
-            config, mux, runtime=rt, processes=host.processes, armed=host.armed))
+        self.make_daemon = make_daemon or default_daemon
+        self.mux_class: type[WatchdogMultiplexer] = WatchdogMultiplexer
         g = Geometry(params.sector_size, 1 << 20)
         self.geometry = g
         size = (1 + params.resources) << 20
@@ -616,7 +623,7 @@ class World:
         others = [(o, m) for o, m in self.users.get(res, []) if o.host is not c.host]
         for o, m in others:
             if mode == "ex" or m == "ex":
-                state = "daemon dead" if not o.host.lockspace_joined() else "joined"
+                state = "its lockspace joined" if o.host.lockspace_joined() else "its lockspace not joined"
                 self.violation("two_hosts", f"{res}: {c.host.name} pid {c.pid} ({mode}) while {o.host.name} pid "
                                f"{o.pid} ({m}, {state}) still uses it")
         self.users.setdefault(res, []).append((c, mode))
@@ -794,7 +801,7 @@ class World:
                 spec = self.spec(r, False)
                 while self.sched.now < deadline and not got.get(self.res_name(r)):
                     try:
-                        probe.call(lambda: d.resources.acquire(dclient, [spec]))
+                        probe.call(lambda sp=spec: d.resources.acquire(dclient, [sp]))
                         got[self.res_name(r)] = True
                         self.start_using(probe, self.res_name(r), "ex")
                     except LockError:
