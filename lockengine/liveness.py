@@ -105,6 +105,9 @@ class DeltaOwnerLiveness:
         _, delta = self._read(host_id)
         if delta.timestamp == 0 or delta.owner_id != host_id or delta.owner_generation > generation:
             return True
-        if self.table is None:
+        info = self.table.info(host_id) if self.table is not None else None
+        if info is None:
             return False
-        return self.table.state(host_id, self.clock()) == "DEAD"
+        # Dead only if it stayed unchanged for host_dead seconds *that we watched*: with our own renewals
+        # failing the table goes stale, and a host we have not looked at may have renewed unseen.
+        return info.last_check - info.last_live > host_dead_seconds(info.io_timeout or self.io_timeout, self.fire_timeout)

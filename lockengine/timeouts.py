@@ -110,6 +110,11 @@ class Timeouts:
         return last_success + self.id_renewal_fail_seconds
 
     @property
+    def renewal_retry_seconds(self) -> float:
+        """Between renewal attempts once one failed (sanlock retries about every 0.5 s)."""
+        return 0.5
+
+    @property
     def kill_grace_seconds(self) -> int:
         """SIGTERM/killpath phase length after the lease failed; then SIGKILL."""
         return default_kill_grace(self.fire_timeout) if self.kill_grace is None else self.kill_grace
@@ -174,6 +179,17 @@ class Timeouts:
     def set_bitmap_seconds(self) -> int:
         """How long a request/event bit stays set in our renewals."""
         return 6 * self.io_timeout
+
+    def request_bit_seconds(self, owner_io_timeout: int) -> float:
+        """How long our renewals keep a request bit set for an owner with ``owner_io_timeout``.
+
+        sanlock keeps it set_bitmap_seconds (6·io), but a sanlock owner examines one sender's requests at
+        most once per 6·of *its* io and only at its renewals (every 2·io): a second request soon after a
+        first one could expire unseen. 8·io of the slower of the two, plus a second, always spans one
+        eligible renewal; a longer bit costs the owner nothing but a re-read of its request records.
+        """
+        io = max(self.io_timeout, owner_io_timeout)
+        return max(float(self.set_bitmap_seconds), 8.0 * io + 1.0)
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -8,8 +8,6 @@ pid number can never receive a signal meant for a process that is gone.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import struct
 import threading
@@ -17,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import LockError
+from .proc import SYSTEM_PROCESSES, ProcessControl
 
 _PEERCRED = struct.Struct("3i")
 
@@ -35,23 +34,11 @@ def peer_cred(sock: socket.socket) -> PeerCred:
 
 
 def process_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-            return f.read().strip() or str(pid)
-    except OSError:
-        return str(pid)
+    return SYSTEM_PROCESSES.name(pid)
 
 
 def open_pidfd(pid: int) -> int | None:
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return None
-    try:
-        fd: int = pidfd_open(pid)
-    except OSError:
-        return None
-    os.set_inheritable(fd, False)
-    return fd
+    return SYSTEM_PROCESSES.open(pid)
 
 
 @dataclass(eq=False)
@@ -69,6 +56,10 @@ class Client:
     kill_count: int = 0
     last_kill: float = 0.0
     killpath_sent: bool = False
+    # The registered pid exited but its connection is open: a child that inherited the connection
+    # may still use the leases, so they are kept (and the holder still counts) until it closes.
+    pid_exited: bool = False
+    processes: ProcessControl = field(default=SYSTEM_PROCESSES, repr=False)
     # Guards pidfd: it is closed on exit while another thread may be signalling through it.
     _fd_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,22 +68,22 @@ class Client:
         with self._fd_lock:
             if self.gone:
                 return False
-            try:
-                if self.pidfd is not None:
-                    signal.pidfd_send_signal(self.pidfd, sig)
-                else:
-                    os.kill(self.pid, sig)
-            except ProcessLookupError:
+            if self.pid_exited:
                 return False
-            return True
+            return self.processes.send_signal(self.pid, self.pidfd, sig)
 
     def alive(self) -> bool:
         return self.signal(0)
 
+    def holding(self) -> bool:
+        """Its leases may still be in use: it is registered (connection open), whether or not the
+        registered pid itself still runs (a child may have inherited the connection, as in sanlock)."""
+        return not self.gone
+
     def close_pidfd(self) -> None:
         with self._fd_lock:
             if self.pidfd is not None:
-                os.close(self.pidfd)
+                self.processes.close(self.pidfd)
                 self.pidfd = None
 
     def as_dict(self) -> dict[str, object]:
@@ -103,7 +94,8 @@ class Client:
 class ClientRegistry:
     """All registered clients, by pid and by connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: ProcessControl = SYSTEM_PROCESSES) -> None:
+        self.processes = processes
         self._by_pid: dict[int, Client] = {}
         self._by_conn: dict[int, Client] = {}
         self._lock = threading.Lock()
@@ -115,7 +107,8 @@ class ClientRegistry:
             old = self._by_pid.get(cred.pid)
             if old is not None and not old.gone:
                 raise LockError("EEXIST", f"pid {cred.pid} is already registered on another connection")
-            client = Client(cred.pid, cred.uid, name or process_name(cred.pid), conn_id, open_pidfd(cred.pid))
+            pc = self.processes
+            client = Client(cred.pid, cred.uid, name or pc.name(cred.pid), conn_id, pc.open(cred.pid), processes=pc)
             self._by_pid[cred.pid] = client
             self._by_conn[conn_id] = client
             return client

@@ -11,7 +11,6 @@ import concurrent.futures
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,14 +18,15 @@ from .. import __version__
 from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
-from ..storage import DirectStorage
 from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
+from .armed import ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
 from .escalation import KILLPATH_ACTION, SIGKILL_ACTION, SIGTERM_ACTION, Supervisor, signal_holder
 from .lockspace import ADD, FAILED, JOINED, REM, Lockspace
 from .log import RingHandler, get_logger
+from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
 from .protocol import VERSION, ProtocolError, Request, arg_int
 from .resources import RequestAction, ResourceManager, StoragePool
 
@@ -37,16 +37,9 @@ REM_KILL_WAIT = 10.0  # seconds rem_lockspace/shutdown wait for SIGKILLed holder
 
 
 def bit_seconds(ls: Lockspace, host_id: int) -> float:
-    """How long to keep ``host_id``'s bit set for a request.
-
-    sanlock keeps it set_bitmap_seconds (6·io), but a sanlock owner examines one sender's requests at
-    most once per 6·of *its* io and only at its renewals (every 2·io): a second request soon after a
-    first one could expire unseen. 8·io of the slower of the two, plus a second, always spans one
-    eligible renewal; a longer bit costs the owner nothing but a re-read of its request records.
-    """
+    """How long to keep ``host_id``'s bit set for a request (Timeouts.request_bit_seconds)."""
     info = ls.table.info(host_id) if ls.table is not None else None
-    io = max(ls.io_timeout, info.io_timeout if info is not None else 0)
-    return max(float(ls.timeouts.set_bitmap_seconds), 8.0 * io + 1.0)
+    return ls.timeouts.request_bit_seconds(info.io_timeout if info is not None else 0)
 
 
 class CallContext:
@@ -59,31 +52,67 @@ class CallContext:
 
 
 class Daemon:
-    def __init__(self, config: Config, watchdog: WatchdogMultiplexer, ring: RingHandler | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        watchdog: WatchdogMultiplexer,
+        ring: RingHandler | None = None,
+        *,
+        runtime: Runtime = SYSTEM_RUNTIME,
+        processes: ProcessControl = SYSTEM_PROCESSES,
+        armed: ArmedState | None = None,
+    ) -> None:
         self.config = config
         self.watchdog = watchdog
         self.ring = ring
-        self.clients = ClientRegistry()
-        self.storages = StoragePool()
+        self.runtime = runtime
+        self.clock = runtime.clock
+        if armed is None:
+            from .armed import ArmedMarker
+
+            armed = ArmedMarker(config.run_dir)
+        self.armed = armed
+        self.clients = ClientRegistry(processes)
+        self.storages = StoragePool(runtime.open_storage)
         self.lockspaces: dict[str, Lockspace] = {}
         self.last_errors: dict[str, dict[str, object]] = {}
         self._ls_lock = threading.Lock()
-        self.resources = ResourceManager(self.storages, self._lockspace)
-        self.supervisor = Supervisor(self)
+        self.resources = ResourceManager(self.storages, self._lockspace, runtime)
+        self.supervisor = Supervisor(self, runtime)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="worker")
-        self.started = time.monotonic()
+        # Set when this daemon found its host unclean at start (an armed marker): no joins, no pets.
+        self.refusing: str | None = None
+        self.started = self.clock()
         self.stopping = False
         self.stopped = threading.Event()
-        self._holders_changed = threading.Condition()
+        self._holders_event = runtime.event()
         self.on_stop: Callable[[], None] = lambda: None
 
     def start(self) -> None:
+        """Start the watchdog, the supervisor and the configured lockspaces — unless a predecessor left
+        the host armed (armed.py): then serve status only and let the watchdog reset the host."""
+        prev = self.armed.previous()
+        if prev is not None:
+            self.refusing = refusal_message(prev, str(getattr(self.armed, "path", "run directory")))
+            log.critical("%s", self.refusing)
+            return
+        system = self.runtime.spawn is SYSTEM_RUNTIME.spawn
+        self.watchdog.on_registrations = self._registrations_changed
+        self.watchdog.start(thread=system)
+        if not system:
+            self.runtime.spawn("watchdog", self.watchdog.run)
         self.supervisor.start()
         for lsc in self.config.lockspaces:
             try:
                 self.add_lockspace(self._spec_of(lsc), lsc.io_timeout)
             except (LockError, InputError) as exc:
                 log.error("s %s: configured lockspace not joined: %s", lsc.name, exc)
+
+    def _registrations_changed(self, names: list[str]) -> None:
+        if names:
+            self.armed.set(os.getpid(), names)
+        else:
+            self.armed.clear()
 
     @staticmethod
     def _spec_of(lsc: LockspaceConfig) -> LockspaceSpec:
@@ -133,13 +162,33 @@ class Daemon:
     def connection_closed(self, conn_id: int) -> None:
         client = self.clients.by_conn(conn_id)
         if client is not None:
-            self.client_gone(client, "connection closed")
+            self._client_disconnected(client, "connection closed")
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Background work (releases, request examination): the worker pool, or the runtime's tasks."""
+        if self.runtime.spawn is SYSTEM_RUNTIME.spawn:
+            self.pool.submit(fn, *args)
+        else:
+            def task() -> None:
+                fn(*args)
+
+            self.runtime.spawn(getattr(fn, "__name__", "task"), task)
 
     def client_gone(self, client: Client, why: str) -> None:
+        """The registered process exited (its pidfd fired). Its leases stay held while its registration
+        connection is open: a child that inherited the connection may still use them (sanlock waits for
+        the connection to close, too). The release comes with ``connection_closed``."""
+        if client.gone or client.pid_exited:
+            return
+        client.pid_exited = True
+        log.info("client pid %d (%s) exited (%s); its leases are released when its connection closes", client.pid,
+                 client.name, why)
+
+    def _client_disconnected(self, client: Client, why: str) -> None:
         if not self.clients.remove(client):
             return
         log.info("client pid %d (%s) gone: %s", client.pid, client.name, why)
-        self.pool.submit(self._release_client, client)
+        self.submit(self._release_client, client)
 
     def _release_client(self, client: Client) -> None:
         try:
@@ -147,8 +196,7 @@ class Daemon:
             for h in held:
                 log.info("r %s: released after pid %d exited", h.label, client.pid)
         finally:
-            with self._holders_changed:
-                self._holders_changed.notify_all()
+            self._holders_event.set()
             self.supervisor.kick()
 
     def client_for(self, ctx: CallContext, args: dict[str, Any]) -> Client:
@@ -176,6 +224,8 @@ class Daemon:
         return ls
 
     def add_lockspace(self, spec: LockspaceSpec, io_timeout: int | None) -> Lockspace:
+        if self.refusing is not None:
+            raise LockError("WD_ERROR", self.refusing)
         if spec.host_id < 1:
             raise InputError("host_id", spec.host_id, f"give this host's id in the lockspace, 1 to {MAX_HOST_ID}")
         if not os.path.exists(spec.path):
@@ -190,7 +240,8 @@ class Daemon:
                 raise LockError(errs[old.state], f"lockspace {old.label} is {old.state} on this host")
             ls = Lockspace(
                 spec, host_name=self.config.host_name, timeouts=timeouts, watchdog=self.watchdog, hooks=self,
-                renewal_storage=lambda: DirectStorage(spec.path), query_storage=self.storages.get(spec.path),
+                renewal_storage=lambda: self.runtime.open_storage(spec.path),
+                query_storage=self.storages.get(spec.path), runtime=self.runtime,
             )
             self.lockspaces[spec.name] = ls
             self.last_errors.pop(spec.name, None)
@@ -207,31 +258,31 @@ class Daemon:
         if holders and unused:
             pids = ", ".join(str(c.pid) for c in holders)
             raise LockError("EBUSY", f"lockspace {ls.label} has lease holders (pids {pids}); not removing it")
-        ls.closing = True  # no new acquires while the holders are stopped
+        ls.begin_close()  # no new acquires, and the ballots in flight abort, while the holders are stopped
         left = self._kill_holders(ls, "rem_lockspace")
         if left:
-            ls.closing = False
+            ls.cancel_close()
             raise LockError("EBUSY", f"lockspace {ls.label}: holders {left} did not exit after SIGKILL; "
                                      "host id kept")
         ls.stop(release=True)
         log.info("s %s: removed", ls.label)
 
     def _kill_holders(self, ls: Lockspace, why: str) -> list[int]:
-        deadline = time.monotonic() + REM_KILL_WAIT
+        deadline = self.clock() + REM_KILL_WAIT
         last_sent = 0.0
         while True:
-            holders = {c: h for c, h in self.holders(ls).items() if c.alive()}
+            holders = {c: h for c, h in self.holders(ls).items() if c.holding()}
             if not holders:
                 return []
-            now = time.monotonic()
+            now = self.clock()
             if now >= deadline:
                 return [c.pid for c in holders]
             if now - last_sent >= 1.0:
                 last_sent = now
                 for client, leases in holders.items():
                     signal_holder(client, SIGKILL_ACTION, f"{why} of {ls.name}; holds {', '.join(leases)}")
-            with self._holders_changed:
-                self._holders_changed.wait(0.2)
+            self.runtime.wait(self._holders_event, 0.2)
+            self._holders_event.clear()
 
     # hooks from Lockspace (LockspaceHooks)
 
@@ -248,7 +299,7 @@ class Daemon:
         self.supervisor.kick()
 
     def requests_seen(self, ls: Lockspace, senders: list[int]) -> None:
-        self.pool.submit(self.examine, ls)
+        self.submit(self.examine, ls)
 
     # hooks from Supervisor (SupervisedDaemon)
 
@@ -317,8 +368,9 @@ class Daemon:
             "host_name": self.config.host_name, "pid": os.getpid(), "version": __version__, "protocol": VERSION,
             "run_dir": self.config.run_dir, "fire_timeout": self.config.watchdog_fire_timeout,
             "kill_grace": self.config.kill_grace, "io_timeout": self.config.io_timeout,
-            "watchdog": self.watchdog.status(), "monotime": int(time.monotonic()),
-            "uptime": round(time.monotonic() - self.started, 1), "stopping": self.stopping,
+            "watchdog": self.watchdog.status(), "monotime": int(self.clock()),
+            "uptime": round(self.clock() - self.started, 1), "stopping": self.stopping,
+            "refusing": self.refusing,
         }
         if detail:
             daemon["config"] = self.config.as_dict()
@@ -328,7 +380,7 @@ class Daemon:
             "clients": [c.as_dict() for c in self.clients.all()],
             "resources": [h.as_dict() for h in self.resources.all()],
             "recovering": [{"lockspace": r.ls.name, "reason": r.reason, "forced": r.forced,
-                            "sigkill_in": round(max(0.0, r.sigkill_at - time.monotonic()), 1)}
+                            "sigkill_in": round(max(0.0, r.sigkill_at - self.clock()), 1)}
                            for r in self.supervisor.recovering()],
         }
 

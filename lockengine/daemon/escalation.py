@@ -18,13 +18,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .clients import Client
 from .lockspace import Lockspace
 from .log import get_logger
+from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("escalation")
 
@@ -72,7 +72,7 @@ def signal_holder(client: Client, action: str, why: str) -> bool:
     """Send one escalation step and log it with the pid and the leases; False if the pid is gone."""
     if action == KILLPATH_ACTION:
         client.killpath_sent = True
-        run_killpath(client, why)
+        client.processes.run_killpath(client, why)  # the process-control seam (production: run_killpath)
         return True
     sig = signal.SIGKILL if action == SIGKILL_ACTION else signal.SIGTERM
     sent = client.signal(sig)
@@ -92,32 +92,36 @@ class SupervisedDaemon(Protocol):
 
 
 class Supervisor:
-    def __init__(self, daemon: SupervisedDaemon) -> None:
+    def __init__(self, daemon: SupervisedDaemon, runtime: Runtime = SYSTEM_RUNTIME) -> None:
         self.daemon = daemon
+        self.runtime = runtime
+        self.clock = runtime.clock
         self._recoveries: dict[int, Recovery] = {}
         self._cond = threading.Condition()
+        self._kicked = runtime.event()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="supervisor", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        if self.runtime.spawn is SYSTEM_RUNTIME.spawn:
+            self._thread.start()
+        else:
+            self.runtime.spawn("supervisor", self.run)
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-        if self._thread.is_alive():
+        self._kicked.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
     def kick(self) -> None:
         """Something changed (a join, a failure, a client exit): look again now."""
-        with self._cond:
-            self._cond.notify()
+        self._kicked.set()
 
     def recover(self, ls: Lockspace, reason: str, *, forced: bool = False) -> None:
-        grace = ls.timeouts.kill_grace_seconds
-        now = time.monotonic()
-        sigkill_at = now if forced else ls.last_success + ls.timeouts.id_renewal_fail_seconds + grace
+        now = self.clock()
+        sigkill_at = now if forced else ls.last_success + ls.timeouts.sigkill_seconds
         with self._cond:
             old = self._recoveries.get(id(ls))
             if old is not None:
@@ -128,7 +132,7 @@ class Supervisor:
                 self._recoveries[id(ls)] = Recovery(ls, now, sigkill_at, forced, reason)
                 log.error("s %s: recovery: %s; holders get %s until %.1f s from now, then SIGKILL", ls.name,
                           reason, "SIGKILL" if forced else "killpath/SIGTERM", max(0.0, sigkill_at - now))
-            self._cond.notify()
+        self._kicked.set()
 
     def recovering(self) -> list[Recovery]:
         with self._cond:
@@ -136,20 +140,27 @@ class Supervisor:
 
     # ------------------------------------------------------------------ thread
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The supervisor's task: a pass, then sleep until the next deadline or a kick."""
         while True:
             with self._cond:
                 if self._stopping:
                     return
-            try:
-                wake = self._pass(time.monotonic())
-            except Exception:  # a bug here must never end deadline checks silently
-                log.exception("supervisor pass failed")
-                wake = time.monotonic() + KILL_INTERVAL
+            wake = self.supervise_once()
             with self._cond:
                 if self._stopping:
                     return
-                self._cond.wait(max(0.0, wake - time.monotonic()))
+            self.runtime.wait(self._kicked, wake - self.clock())
+            self._kicked.clear()
+
+    def supervise_once(self) -> float:
+        """One supervisor pass (the step the task repeats); returns when the next one is due."""
+        now = self.clock()
+        try:
+            return self._pass(now)
+        except Exception:  # a bug here must never end deadline checks silently
+            log.exception("supervisor pass failed")
+            return now + KILL_INTERVAL
 
     def _pass(self, now: float) -> float:
         wake = now + IDLE_WAKE
@@ -171,7 +182,8 @@ class Supervisor:
     def _tick(self, rec: Recovery, now: float) -> float | None:
         """Signal the holders that are due; None when no holder is left."""
         holders = self.daemon.holders(rec.ls)
-        live = {c: leases for c, leases in holders.items() if c.alive()}
+        # A holder counts until its connection closes: a child that inherited it may use the leases.
+        live = {c: leases for c, leases in holders.items() if c.holding()}
         if not live:
             return None
         grace = rec.ls.timeouts.kill_grace_seconds

@@ -16,11 +16,11 @@ import collections
 import concurrent.futures
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..clock import Clock
 from ..delta import DeltaLease, HostEvent, HostTable
 from ..errors import LockError
 from ..liveness import DeltaOwnerLiveness
@@ -29,12 +29,12 @@ from ..strings import LockspaceSpec, format_lockspace
 from ..timeouts import Timeouts
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from .log import get_logger
+from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("lockspace")
 
 HISTORY = 180  # renewal history entries kept (sanlock's -H default)
 EVENTS = 256
-RETRY_AFTER_FAILURE = 0.5  # seconds between renewal attempts once one failed (sanlock: ~0.5 s)
 # A renewal that finds our record rewritten or damaged cannot be retried into health (facts §6).
 CORRUPT = frozenset(
     {"RENEW_OWNER", "RENEW_DIFF", "LEADER_MAGIC", "LEADER_VERSION", "LEADER_SECTORSIZE", "LEADER_LOCKSPACE",
@@ -47,26 +47,27 @@ ADD, JOINED, FAILED, REM = "ADD", "JOINED", "FAILED", "REM"
 class TimedStorage:
     """Storage seam that remembers how long the last read and write took (``client renewal``)."""
 
-    def __init__(self, inner: Storage) -> None:
+    def __init__(self, inner: Storage, clock: Clock) -> None:
         self.inner = inner
+        self.clock = clock
         self.path = inner.path
         self.sector_size = inner.sector_size
         self.read_ms = 0.0
         self.write_ms = 0.0
 
     def read(self, offset: int, length: int, timeout: float) -> bytes:
-        t = time.monotonic()
+        t = self.clock()
         try:
             return self.inner.read(offset, length, timeout)
         finally:
-            self.read_ms = (time.monotonic() - t) * 1000
+            self.read_ms = (self.clock() - t) * 1000
 
     def write(self, offset: int, data: bytes, timeout: float) -> None:
-        t = time.monotonic()
+        t = self.clock()
         try:
             self.inner.write(offset, data, timeout)
         finally:
-            self.write_ms = (time.monotonic() - t) * 1000
+            self.write_ms = (self.clock() - t) * 1000
 
     def size(self) -> int:
         return self.inner.size()
@@ -109,6 +110,7 @@ class Lockspace:
         hooks: LockspaceHooks,
         renewal_storage: Callable[[], Storage],
         query_storage: Storage,
+        runtime: Runtime = SYSTEM_RUNTIME,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -120,6 +122,8 @@ class Lockspace:
         self._open_storage = renewal_storage
         self.query_storage = query_storage
         self.wd_name = f"lockengine_{spec.name}:{spec.host_id}"
+        self.runtime = runtime
+        self.clock = runtime.clock
 
         self.state = ADD
         self.closing = False  # rem_lockspace is stopping the holders: refuse new acquires
@@ -140,10 +144,17 @@ class Lockspace:
         self._warned_for = 0.0
         self._last_failure: str | None = None
         self._release_on_stop = False
-        self._stop = threading.Event()
-        self._wake = threading.Event()  # set by stop/fail and by renew_now
+        self._stop = runtime.event()
+        self._wake = runtime.event()  # set by stop/fail and by renew_now
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"ls:{spec.name}", daemon=True)
+        self._last_attempt = 0.0
+        # Lease ballots in flight in this lockspace: set to abort them (failed, or being removed), and
+        # counted so the host id is not freed while one of them may still write (issue 8).
+        self.acquire_abort = runtime.event()
+        self._ballots = 0
+        self._no_ballots = runtime.event()
+        self._no_ballots.set()
+        self._thread = threading.Thread(target=self.run, name=f"ls:{spec.name}", daemon=True)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -160,7 +171,38 @@ class Lockspace:
         return format_lockspace(self.spec)
 
     def start(self) -> None:
-        self._thread.start()
+        """Run the lockspace's task (join, renew, leave) in the background (runtime.spawn)."""
+        if self.runtime.spawn is SYSTEM_RUNTIME.spawn:
+            self._thread.start()  # a named thread the stop() below can join
+        else:
+            self.runtime.spawn(f"ls:{self.name}", self.run)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def begin_close(self) -> None:
+        """rem_lockspace starts: refuse new acquires and abort the ballots in flight."""
+        self.closing = True
+        self.acquire_abort.set()
+
+    def cancel_close(self) -> None:
+        self.closing = False
+        if self.state == JOINED:
+            self.acquire_abort = self.runtime.event()
+
+    def ballot_started(self) -> threading.Event:
+        """A lease ballot begins in this lockspace; returns the Event that aborts it."""
+        with self._lock:
+            self._ballots += 1
+            self._no_ballots.clear()
+            return self.acquire_abort
+
+    def ballot_ended(self) -> None:
+        with self._lock:
+            self._ballots -= 1
+            if self._ballots == 0:
+                self._no_ballots.set()
 
     def stop(self, release: bool) -> None:
         """End the thread; with ``release`` a joined lockspace frees its host id on disk first."""
@@ -172,6 +214,7 @@ class Lockspace:
                 self.state = REM
         self._stop.set()
         self._wake.set()
+        self.acquire_abort.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 
@@ -182,11 +225,12 @@ class Lockspace:
                 return False
             self.state = FAILED
             self.failed_reason = reason
-            self.failed_at = time.monotonic()
+            self.failed_at = self.clock()
         self._stop.set()
         self._wake.set()
+        self.acquire_abort.set()
         log.error("s %s: lease lost: %s (last good renewal %.1f s ago)", self.name, reason,
-                  time.monotonic() - self.last_success)
+                  self.clock() - self.last_success)
         self.hooks.lockspace_failed(self, reason)
         return True
 
@@ -204,7 +248,18 @@ class Lockspace:
 
     # ------------------------------------------------------------------ thread
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The lockspace's task: join, renew until stopped or failed, leave."""
+        if not self.join():
+            return
+        while self.wait_renewal():
+            self.renew_step()
+            if self.state != JOINED:
+                break
+        self.finish()
+
+    def join(self) -> bool:
+        """Join (delta acquire, then a first renewal); False if it failed (reported to the caller)."""
         try:
             self._join()
         except BaseException as exc:  # reported to the add_lockspace caller
@@ -217,8 +272,12 @@ class Lockspace:
                 self._storage.close()
             self.joined.set_exception(exc)
             self.hooks.lockspace_ended(self)
-            return
-        self._renew_loop()
+            return False
+        self._last_attempt = self.clock()
+        return True
+
+    def finish(self) -> None:
+        """After the renewals ended: a removed lockspace leaves (a failed one is the supervisor's)."""
         if self.state == REM:
             self._leave()
             self.hooks.lockspace_ended(self)
@@ -229,22 +288,23 @@ class Lockspace:
 
     def _join(self) -> None:
         self._progress(f"joining as host id {self.host_id} with io_timeout {self.io_timeout} s")
-        self._storage = TimedStorage(self._open_storage())
+        self._storage = TimedStorage(self._open_storage(), self.clock)
         delta = DeltaLease(
             self._storage, self.name, self.host_id, self.spec.offset, host_name=self.host_name,
-            io_timeout=self.io_timeout, fire_timeout=self.timeouts.fire_timeout,
+            io_timeout=self.io_timeout, fire_timeout=self.timeouts.fire_timeout, clock=self.clock,
+            sleep=self.runtime.sleep,
         )
         self.delta = delta
         delta.acquire(abort=self._stop, progress=self._progress)
         self.table = HostTable(self.name, delta.geometry, self.host_id, self.timeouts.fire_timeout, self.io_timeout)
         self.liveness = DeltaOwnerLiveness(
             self.query_storage, self.spec.offset, self.name, delta.geometry, io_timeout=self.io_timeout,
-            fire_timeout=self.timeouts.fire_timeout, table=self.table,
+            fire_timeout=self.timeouts.fire_timeout, table=self.table, clock=self.clock,
         )
         # Renew at once: acquire's last_success is from before its 2·io wait, and that wait uses the
         # io_timeout in the slot (the previous owner's, or init's -o), which may be longer than 8·io of
         # ours. A fresh renewal also fills the host table now rather than 2·io later.
-        start = time.monotonic()
+        start = self.clock()
         area = delta.renew()
         self.history.append(Renewal(int(start), self._storage.read_ms, self._storage.write_ms, 0))
         self.table.observe(area, start)
@@ -265,28 +325,31 @@ class Lockspace:
         log.info("s %s: joined, generation %d, %s", self.label, delta.generation, delta.geometry.describe())
         self.joined.set_result(self.describe())
 
-    def _renew_loop(self) -> None:
+    def next_renewal_at(self) -> float:
+        """When the next renewal is due: 2·io after the last good one, sooner after a failure."""
         assert self.delta is not None
-        every = self.timeouts.id_renewal_seconds
-        last_attempt = time.monotonic()
-        while True:
-            due = (self.delta.last_success + every) if self._renewed_ok else last_attempt + RETRY_AFTER_FAILURE
-            self._wake.wait(max(0.0, due - time.monotonic()))
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            last_attempt = time.monotonic()
-            try:
-                self._renew_once()
-            except Exception:  # a bug: count it as a failed renewal; 8·io later the lease is lost
-                log.exception("s %s: renewal crashed", self.name)
-                self._renewed_ok = False
-            if self.state != JOINED:
-                return
+        if self._renewed_ok:
+            return self.delta.last_success + self.timeouts.id_renewal_seconds
+        return self._last_attempt + self.timeouts.renewal_retry_seconds
+
+    def wait_renewal(self) -> bool:
+        """Wait until the next renewal is due (or renew_now); False once the lockspace is stopped."""
+        self.runtime.wait(self._wake, self.next_renewal_at() - self.clock())
+        self._wake.clear()
+        return not self._stop.is_set()
+
+    def renew_step(self) -> None:
+        """One renewal attempt: the step the renewal task repeats (and the simulator calls)."""
+        self._last_attempt = self.clock()
+        try:
+            self._renew_once()
+        except Exception:  # a bug: count it as a failed renewal; 8·io later the lease is lost
+            log.exception("s %s: renewal crashed", self.name)
+            self._renewed_ok = False
 
     def _renew_once(self) -> None:
         assert self.delta is not None and self.table is not None and self._storage is not None
-        start = time.monotonic()
+        start = self.clock()
         st = self._storage
         st.read_ms = st.write_ms = 0.0
         try:
@@ -298,13 +361,13 @@ class Lockspace:
             self.history.append(Renewal(int(start), st.read_ms, st.write_ms, code, name))
             if isinstance(exc, LockError) and exc.name in CORRUPT:
                 self.fail(f"renewal found our delta lease corrupt: {exc}")
-            elif time.monotonic() - self.delta.last_success >= self.timeouts.id_renewal_fail_seconds:
+            elif self.clock() - self.delta.last_success >= self.timeouts.id_renewal_fail_seconds:
                 self.fail(f"renewal failed for {self.timeouts.id_renewal_fail_seconds} s (8·io): {exc}")
             elif str(exc) != self._last_failure:
                 # Retries come every 0.5 s: log each new error once, not every attempt.
                 self._last_failure = str(exc)
                 log.warning("s %s: renewal failed (retrying every %.1f s until 8·io): %s", self.name,
-                            RETRY_AFTER_FAILURE, exc)
+                            self.timeouts.renewal_retry_seconds, exc)
             return
         if self.state != JOINED:
             return  # failed by the supervisor while this renewal hung: a late success changes nothing
@@ -340,7 +403,12 @@ class Lockspace:
         self.hooks.requests_seen(self, senders)
 
     def _leave(self) -> None:
-        """Clean removal: free our slot on disk, then stop protecting it with the watchdog."""
+        """Clean removal: free our slot on disk, then stop protecting it with the watchdog.
+
+        A lease ballot still in flight (aborted, but perhaps inside a write) could land after another
+        host took our host id: wait for it to end first (at most its I/O timeout)."""
+        while not self._no_ballots.is_set():
+            self.runtime.wait(self._no_ballots, self.timeouts.io_timeout)
         if self._release_on_stop and self.delta is not None:
             try:
                 self.delta.release()
@@ -371,7 +439,7 @@ class Lockspace:
     # ------------------------------------------------------------------ views
 
     def describe(self, detail: bool = False) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.clock()
         out: dict[str, Any] = {
             "lockspace": self.name, "host_id": self.host_id, "path": self.spec.path, "offset": self.spec.offset,
             "io_timeout": self.io_timeout, "generation": self.generation, "state": self.state,
@@ -396,7 +464,7 @@ class Lockspace:
     def hosts(self) -> list[dict[str, Any]]:
         if self.table is None:
             raise LockError("EAGAIN", f"lockspace {self.name} is not joined yet: hosts not ready")
-        now = time.monotonic()
+        now = self.clock()
         out = []
         for h in self.table.hosts(now):
             d = h.as_dict()

@@ -82,8 +82,7 @@ def run(config: Config) -> int:
              "kill_grace %d", __version__, config.host_name, config.host_name_source, config.run_dir,
              config.io_timeout, config.watchdog_fire_timeout, config.kill_grace)
     watchdog = create_multiplexer(config.watchdog.backend, config.watchdog.device, config.watchdog_fire_timeout)
-    watchdog.start()
-    daemon = Daemon(config, watchdog, ring)
+    daemon = Daemon(config, watchdog, ring)  # its start() opens the watchdog, or refuses (armed.py)
     listener, note, restricted = bind_socket(socket_path, config.socket_group)
     log.log(logging.WARNING if restricted else logging.INFO, "%s", note)
     server = Server(daemon, listener)
@@ -103,8 +102,14 @@ def run(config: Config) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    daemon.start()
-    notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on {socket_path}")
+    try:
+        daemon.start()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(socket_path)
+        raise
+    state = f"REFUSING (see status): {daemon.refusing}" if daemon.refusing else f"serving on {socket_path}"
+    notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS={state}")
     _systemd_watchdog(stopped)
     log.info("ready: serving on %s", socket_path)
     code = 0

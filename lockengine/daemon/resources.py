@@ -21,6 +21,7 @@ from ..strings import ResourceSpec, format_resource
 from .clients import Client
 from .lockspace import JOINED, Lockspace
 from .log import get_logger
+from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("resource")
 
@@ -82,8 +83,11 @@ class RequestAction:
 
 
 class ResourceManager:
-    def __init__(self, storages: StoragePool, lockspace: Callable[[str], Lockspace | None]) -> None:
+    def __init__(
+        self, storages: StoragePool, lockspace: Callable[[str], Lockspace | None], runtime: Runtime = SYSTEM_RUNTIME
+    ) -> None:
         self.storages = storages
+        self.runtime = runtime
         self._lockspace = lockspace
         self._held: dict[tuple[str, str], Held] = {}
         self._lock = threading.Lock()
@@ -119,18 +123,26 @@ class ResourceManager:
         """All or nothing: on any failure the leases won so far are released again."""
         if not 1 <= len(specs) <= MAX_PER_CALL:
             raise InputError("resources", len(specs), f"give 1 to {MAX_PER_CALL} resources per call")
+        spaces: dict[str, Lockspace] = {}
         for spec in specs:
             if len(spec.disks) != 1:
                 raise InputError("RESOURCE", format_resource(spec), "give exactly one path:offset per resource")
-            self._joined(spec.lockspace)
+            spaces[spec.lockspace] = self._joined(spec.lockspace)
         reserved = self._reserve(client, specs)
+        # Counted from here to the last undo write: rem_lockspace frees the host id only once no ballot
+        # of ours can write any more; the Event aborts the ballots when the lockspace fails or goes.
+        aborts = {name: ls.ballot_started() for name, ls in spaces.items()}
         try:
-            for h in reserved:
-                self._acquire_one(h, nowait)
-        except BaseException:
-            for h in reserved:
-                self._undo(h)
-            raise
+            try:
+                for h in reserved:
+                    self._acquire_one(h, nowait, aborts[h.spec.lockspace])
+            except BaseException:
+                for h in reserved:
+                    self._undo(h)
+                raise
+        finally:
+            for ls in spaces.values():
+                ls.ballot_ended()
         orphans = []
         with self._lock:
             for h in reserved:
@@ -162,20 +174,29 @@ class ResourceManager:
                 self._held[h.key] = h
             return out
 
-    def _acquire_one(self, h: Held, nowait: bool) -> None:
+    def _acquire_one(self, h: Held, nowait: bool, abort: threading.Event) -> None:
         ls = self._joined(h.spec.lockspace)
         storage = self.storages.get(h.spec.path)
         gkey = (h.spec.path, h.spec.offset)
         lease = PaxosLease(
             storage, ls.name, h.spec.name, h.spec.offset, host_id=ls.host_id, generation=ls.generation,
             geometry=self._geometry.get(gkey), io_timeout=ls.io_timeout, liveness=ls.liveness,
+            clock=self.runtime.clock, sleep=self.runtime.sleep, rng=self.runtime.new_rng(),
         )
         self._geometry[gkey] = lease.geometry
-        leader = lease.acquire(shared=h.spec.shared, lver=h.spec.lver or 0, nowait=nowait)
-        h.lease, h.lver = lease, leader.lver
+        h.lease = lease
+        leader = lease.acquire(shared=h.spec.shared, lver=h.spec.lver or 0, nowait=nowait, abort=abort)
+        h.lver = leader.lver
+        if abort.is_set():  # failed or being removed while the ballot ran: it must not count
+            raise LockError("ENOSPC", f"lockspace {ls.name!r} failed or is being removed on this host")
 
     def _undo(self, h: Held) -> None:
-        if h.lease is not None and h.lease.leader is not None:
+        ls = self._lockspace(h.spec.lockspace)
+        if ls is None or ls.state != JOINED:
+            # Our host id lease is lost: a write now could land after another host took over.
+            log.warning("r %s: not released on disk after a failed acquire (lockspace %s)", h.label,
+                        "gone" if ls is None else ls.state)
+        elif h.lease is not None and h.lease.leader is not None:
             try:
                 h.lease.release()
             except (LockError, OSError) as exc:

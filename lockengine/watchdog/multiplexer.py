@@ -47,6 +47,7 @@ class WatchdogMultiplexer:
         test_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        wait: Callable[[threading.Event, float], bool] | None = None,
     ) -> None:
         self.backend = backend
         self.fire_timeout = fire_timeout
@@ -54,6 +55,9 @@ class WatchdogMultiplexer:
         self.test_interval: float = test_interval if test_interval is not None else watchdog_test_interval(fire_timeout)
         self._clock = clock
         self._wall_clock = wall_clock
+        self._wait = wait if wait is not None else (lambda ev, t: ev.wait(max(0.0, t)))
+        # Told the registered names after every change (the daemon keeps its "armed" marker with it).
+        self.on_registrations: Callable[[list[str]], None] | None = None
         self._lock = threading.RLock()
         self._registrations: dict[str, Registration] = {}
         self._opened = False
@@ -76,6 +80,18 @@ class WatchdogMultiplexer:
                 raise LockError("WD_ERROR", "the watchdog multiplexer was shut down; create a new one")
             if not self._opened:
                 self.backend.open()
+                if self.backend.protects and self.backend.timeout > self.fire_timeout:
+                    # Other hosts take our leases fire_timeout after our last renewal window: a device
+                    # that fires later would let them in while this host still runs. Nothing is
+                    # registered yet, so disarming is safe.
+                    self.backend.magic_close()
+                    self._closed = True
+                    raise LockError(
+                        "WD_ERROR",
+                        f"watchdog {self.backend.device} fires {self.backend.timeout} s after the last pet, "
+                        f"later than watchdog_fire_timeout {self.fire_timeout} s that other hosts count on; "
+                        "set the device's timeout or use the same watchdog_fire_timeout on every host",
+                    )
                 self._opened = True
                 self._armed = self.backend.protects
                 if self._interval_override is None:
@@ -90,7 +106,7 @@ class WatchdogMultiplexer:
                 )
                 self.check()
         if thread and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+            self._thread = threading.Thread(target=self.run, name="watchdog", daemon=True)
             self._thread.start()
 
     def shutdown(self, clean: bool = True) -> bool:
@@ -135,6 +151,7 @@ class WatchdogMultiplexer:
                 raise LockError("EEXIST", f"watchdog: lockspace {name!r} is already registered")
             self._registrations[name] = Registration(name, expiry)
             log.info("watchdog: registered %r, expires in %.1f s", name, expiry - self._clock())
+            self._registrations_changed()
 
     def update(self, name: str, expiry: float) -> None:
         """Move ``name``'s expiry after a good renewal. Refused once the old expiry has passed."""
@@ -157,7 +174,12 @@ class WatchdogMultiplexer:
             self._get(name)
             del self._registrations[name]
             log.info("watchdog: unregistered %r", name)
+            self._registrations_changed()
         self._wake.set()  # a pass now may resume petting before the device fires
+
+    def _registrations_changed(self) -> None:
+        if self.on_registrations is not None:
+            self.on_registrations(sorted(self._registrations))
 
     def _get(self, name: str) -> Registration:
         try:
@@ -210,16 +232,19 @@ class WatchdogMultiplexer:
             self._petting, self._stopped_reason = False, reason
             return False
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The petting task: a test pass every test interval (every second while a test fails)."""
         while not self._stop.is_set():
             try:
                 petting = self.check()
             except Exception:  # a bug here must not silently end petting decisions
                 log.exception("watchdog: test pass failed")
                 petting = False
-            wait = self.test_interval if petting else min(FAILING_RETEST, self.test_interval)
-            self._wake.wait(wait)
+            self._wait(self._wake, self.next_pass_in(petting))
             self._wake.clear()
+
+    def next_pass_in(self, petting: bool) -> float:
+        return self.test_interval if petting else min(FAILING_RETEST, self.test_interval)
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, object]:

@@ -1,0 +1,175 @@
+"""The simulator's checker catches deliberately broken daemons (each broken by a subclass here, never
+by a flag in production code), and the same worlds pass with the real daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lockengine.daemon.clients import Client
+from lockengine.daemon.engine import Daemon
+from lockengine.daemon.escalation import Recovery, Supervisor
+from lockengine.liveness import DeltaOwnerLiveness
+from lockengine.watchdog.multiplexer import WatchdogMultiplexer
+
+from .run import focused_params, quiet_logs, small_params
+from .world import Host, Violation, World, WorldParams
+
+MAX_SEEDS = 12
+
+
+def first_counterexample(params: Callable[[int], WorldParams], setup: Callable[[World], None]) -> list[Violation]:
+    quiet_logs()
+    for seed in range(1, MAX_SEEDS + 1):
+        world = World(seed, params(seed))
+        setup(world)
+        found = world.run()
+        if found:
+            return found
+    return []
+
+
+def no_violations(params: Callable[[int], WorldParams], seeds: int = 3) -> list[Violation]:
+    quiet_logs()
+    out: list[Violation] = []
+    for seed in range(1, seeds + 1):
+        out += World(seed, params(seed)).run()
+    return out
+
+
+# --------------------------------------------------------------------------- no escalation
+
+class NoEscalation(Supervisor):
+    """Declares every recovery done at once: holders are neither signalled nor waited for, so the
+    lockspace's watchdog registration goes and petting resumes while they still run."""
+
+    def _tick(self, rec: Recovery, now: float) -> float | None:
+        return None
+
+
+def _no_escalation(world: World) -> None:
+    def make(config: Any, mux: Any, rt: Any, host: Host) -> Daemon:
+        d = Daemon(config, mux, runtime=rt, processes=host.processes, armed=host.armed)
+        d.supervisor = NoEscalation(d, rt)
+        return d
+
+    world.make_daemon = make
+
+
+def _storage_loss(seed: int) -> WorldParams:
+    return focused_params(seed, ("storage_hung", "io_hang", "unkillable"), unkillable=0.3)
+
+
+def test_checker_catches_a_daemon_without_escalation() -> None:
+    found = first_counterexample(_storage_loss, _no_escalation)
+    assert any(v.kind == "two_hosts" for v in found), found
+
+
+def test_the_same_storage_loss_worlds_pass_with_the_real_daemon() -> None:
+    assert no_violations(_storage_loss) == []
+
+
+# --------------------------------------------------------------------------- petting after expiry
+
+class PetsAfterExpiry(WatchdogMultiplexer):
+    """Pets the device on every pass, whatever the registrations' expiries say."""
+
+    def check(self) -> bool:
+        with self._lock:
+            if not self._opened or self._closed:
+                return False
+            self.backend.pet()
+            self._petting = True
+            return True
+
+
+def test_checker_catches_petting_after_expiry() -> None:
+    def setup(world: World) -> None:
+        world.mux_class = PetsAfterExpiry
+
+    found = first_counterexample(lambda s: focused_params(s, ("storage_hung", "frozen"), unkillable=0.6), setup)
+    assert any(v.kind == "two_hosts" for v in found), found
+
+
+# --------------------------------------------------------------------------- release on pid exit
+
+class ReleasesOnPidExit(Daemon):
+    """The old behaviour: leases released as soon as the registered pid exits, although a child that
+    inherited the registration connection still uses them."""
+
+    def client_gone(self, client: Client, why: str) -> None:
+        self._client_disconnected(client, why)
+
+
+def _inherit(seed: int) -> WorldParams:
+    return focused_params(seed, ("inherited_conn", "client_crash"), inherit=0.6, fault_rate=3)
+
+
+def test_checker_catches_release_on_pid_exit_with_an_inherited_connection() -> None:
+    def setup(world: World) -> None:
+        world.make_daemon = lambda config, mux, rt, host: ReleasesOnPidExit(
+            config, mux, runtime=rt, processes=host.processes, armed=host.armed)
+
+    found = first_counterexample(_inherit, setup)
+    assert any(v.kind == "two_hosts" for v in found), found
+
+
+def test_inherited_connections_pass_with_the_real_daemon() -> None:
+    assert no_violations(_inherit) == []
+
+
+# --------------------------------------------------------------------------- restart pets an armed device
+
+class ForgetfulRunDir:
+    """A run directory that never remembers an armed predecessor (no marker)."""
+
+    def previous(self) -> dict[str, object] | None:
+        return None
+
+    def set(self, pid: int, lockspaces: list[str]) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+def _restarts(seed: int) -> WorldParams:
+    return focused_params(seed, ("daemon_crash_restart",), fault_rate=6)
+
+
+def test_checker_catches_a_restart_that_pets_an_armed_device() -> None:
+    def setup(world: World) -> None:
+        world.make_daemon = lambda config, mux, rt, host: Daemon(
+            config, mux, runtime=rt, processes=host.processes, armed=ForgetfulRunDir())
+
+    found = first_counterexample(_restarts, setup)
+    assert any(v.kind == "two_hosts" for v in found), found
+
+
+def test_restarts_pass_with_the_real_daemon() -> None:
+    assert no_violations(_restarts) == []
+
+
+# --------------------------------------------------------------------------- stale host table (found by seed 6)
+
+def _stale_table_rule(self: DeltaOwnerLiveness, host_id: int, generation: int) -> bool:
+    """The rule before the fix: DEAD judged against *now*, so a table left stale by our own failing
+    renewals makes every live sharer look dead, and an exclusive acquire clears them."""
+    _, delta = self._read(host_id)
+    if delta.timestamp == 0 or delta.owner_id != host_id or delta.owner_generation > generation:
+        return True
+    return self.table is not None and self.table.state(host_id, self.clock()) == "DEAD"
+
+
+def test_checker_catches_sharers_cleared_from_a_stale_host_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_logs()
+    monkeypatch.setattr(DeltaOwnerLiveness, "holder_dead", _stale_table_rule)
+    found = World(6, small_params(6)).run()
+    assert any(v.kind == "two_hosts" for v in found), found
+
+
+def test_seed_6_passes_with_the_real_daemon() -> None:
+    quiet_logs()
+    assert World(6, small_params(6)).run() == []

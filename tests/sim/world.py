@@ -1,0 +1,832 @@
+"""Whole lockengine daemons on a simulated shared disk: hosts, clients, faults and the invariants.
+
+Each host runs the production ``Daemon`` (with its real Lockspace renewal task, Supervisor,
+ResourceManager and WatchdogMultiplexer) above the seams of lockengine/daemon/proc.py: simulated time
+and tasks (sched.py), simulated storage (disk.py), simulated client processes and a simulated
+watchdog device that resets the host ``timeout`` seconds after its last pet.
+
+What is checked, at the step where it could first go wrong:
+  * ``two_hosts``: a resource is used by client processes on two hosts at once (exclusive against
+    anything). A use lasts from the client's acquire returning until the process (or the child that
+    inherited its connection) stops using it, dies, or its host is reset — so a holder the escalation
+    cannot kill keeps using its lease until the watchdog resets its host;
+  * ``host_id``: a host id is believed held (lockspace JOINED) by two live hosts;
+  * ``lost``: at the end of a world, with faults healed and clients gone, a lease cannot be acquired
+    within its bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockengine.config import Config, LockspaceConfig, WatchdogConfig
+from lockengine.daemon.clients import Client, PeerCred
+from lockengine.daemon.engine import CallContext, Daemon
+from lockengine.daemon.escalation import Supervisor
+from lockengine.daemon.lockspace import JOINED
+from lockengine.daemon.proc import Runtime
+from lockengine.errors import InputError, LockError
+from lockengine.ondisk import LEADER_SIZE, Geometry, lockspace_area, new_delta_leader, resource_area
+from lockengine.strings import Disk, ResourceSpec
+from lockengine.timeouts import Timeouts, default_kill_grace
+from lockengine.watchdog.multiplexer import WatchdogMultiplexer
+
+from .disk import HostIo, SimDisk, SimStorage
+from .sched import Actor, Proc, Scheduler, SimAbort
+
+LS = "LS"
+_DISK_DIR = tempfile.mkdtemp(prefix="lockengine-sim-")  # the paths must exist (add_lockspace checks)
+
+
+def disk_path(name: str) -> str:
+    path = os.path.join(_DISK_DIR, name)
+    if not os.path.exists(path):
+        open(path, "wb").close()
+    return path
+
+
+class DaemonGone(Exception):
+    """The daemon a client talked to died during the call (the client sees EOF)."""
+
+
+@dataclass
+class Violation:
+    kind: str
+    time: float
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} at t={self.time:.3f}: {self.detail}"
+
+
+@dataclass
+class WorldParams:
+    hosts: int
+    sector_size: int
+    resources: int
+    duration: float
+    fire_timeout: int
+    io_timeouts: list[int]
+    clients_per_host: float  # mean client processes started per host per 1000 s
+    fault_rate: float  # mean faults per 1000 s in the whole world
+    faults: tuple[str, ...]
+    device_timeouts: list[int] = field(default_factory=list)  # per host; empty: fire_timeout
+    fire_timeouts: list[int] = field(default_factory=list)  # per host config; empty: fire_timeout
+    host_names: list[str] = field(default_factory=list)
+    host_ids: list[int] = field(default_factory=list)
+    end_check: bool = True
+    hold_mean: float = 120.0  # mean seconds a client uses a lease
+    unkillable: float = 0.0  # probability that a new client ignores every signal (escalation fails)
+    inherit: float = 0.1  # probability that a holder forks a child inheriting its connection
+
+
+ALL_FAULTS = (
+    "host_crash", "daemon_crash_restart", "daemon_crash_reboot", "client_crash", "io_delay", "io_eio",
+    "io_hang", "late_write", "storage_readonly", "storage_hung", "frozen", "unkillable", "inherited_conn",
+)
+
+
+class SimArmed:
+    """The armed marker in the host's tmpfs run directory: survives a daemon, not a reboot."""
+
+    def __init__(self) -> None:
+        self.doc: dict[str, object] | None = None
+
+    def previous(self) -> dict[str, object] | None:
+        return self.doc
+
+    def set(self, pid: int, lockspaces: list[str]) -> None:
+        self.doc = {"pid": pid, "lockspaces": lockspaces}
+
+    def clear(self) -> None:
+        self.doc = None
+
+
+class SimWatchdog:
+    """A watchdog device: armed by open, reset of the host ``timeout`` s after the last pet."""
+
+    name = "sim"
+    device: str | None = "/dev/watchdog-sim"
+    protects = True
+    identity = "simulated watchdog"
+
+    def __init__(self, host: Host, timeout: int) -> None:
+        self.host = host
+        self._timeout = timeout
+        self.armed = False
+        self.last_pet = 0.0
+        self.pets = 0
+        self._timer = False
+
+    @property
+    def timeout(self) -> int:
+        return self._timeout
+
+    @property
+    def warnings(self) -> list[str]:
+        return []
+
+    def open(self) -> None:
+        self.armed = True
+        self.pet()  # the kernel pings a device when it is opened
+
+    def pet(self) -> None:
+        self.last_pet = self.host.world.sched.now
+        self.pets += 1
+        if not self._timer:
+            self._arm_timer()
+
+    def magic_close(self) -> None:
+        self.armed = False
+
+    def close_unclean(self) -> None:
+        pass
+
+    def _arm_timer(self) -> None:
+        self._timer = True
+        self.host.world.sched.at(self.last_pet + self._timeout, self._fire_check)
+
+    def _fire_check(self) -> None:
+        self._timer = False
+        if not self.armed or not self.host.up:
+            return
+        if self.host.world.sched.now >= self.last_pet + self._timeout:
+            self.host.reset("watchdog")
+        else:
+            self._arm_timer()
+
+
+class SimProcesses:
+    """ProcessControl for one host: signals reach the simulated client processes."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def open(self, pid: int) -> int | None:
+        return pid
+
+    def close(self, handle: int) -> None:
+        pass
+
+    def name(self, pid: int) -> str:
+        return f"client{pid}"
+
+    def send_signal(self, pid: int, handle: int | None, sig: int) -> bool:
+        c = self.host.world.clients.get(pid)
+        if c is None or not c.alive:
+            return False
+        if sig != 0:
+            c.signalled(sig)
+        return True
+
+    def run_killpath(self, client: Client, why: str) -> None:
+        c = self.host.world.clients.get(client.pid)
+        if c is not None and c.alive:
+            c.signalled(-1)
+
+
+class SimEvent:
+    """threading.Event's interface for simulated tasks: set() wakes the task waiting on it."""
+
+    def __init__(self, sched: Scheduler) -> None:
+        self._flag = False
+        self._sched = sched
+        self._waiters: list[Actor] = []
+        self.on_set: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        waiters, self._waiters = self._waiters, []
+        for a in waiters:
+            self._sched.wake(a)
+        for cb in self.on_set:
+            cb()
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return sim_wait(self._sched, self, 3600.0 if timeout is None else timeout)
+
+
+def sim_wait(sched: Scheduler, event: Any, timeout: float) -> bool:
+    if event.is_set():
+        return True
+    me = sched.current()
+    assert me is not None
+    if isinstance(event, SimEvent):
+        event._waiters.append(me)
+    try:
+        sched.sleep(max(0.0, timeout))
+    finally:
+        if isinstance(event, SimEvent) and me in event._waiters:
+            event._waiters.remove(me)
+    return bool(event.is_set())
+
+
+class Host:
+    def __init__(self, world: World, idx: int, host_id: int, name: str, io_timeout: int, fire_timeout: int,
+                 device_timeout: int) -> None:
+        self.world = world
+        self.idx = idx
+        self.host_id = host_id
+        self.name = name
+        self.io_timeout = io_timeout
+        self.fire_timeout = fire_timeout
+        self.up = False
+        self.boots = 0
+        self.io = HostIo(world.sched, random.Random(world.rng.random()))
+        self.device = SimWatchdog(self, device_timeout)
+        self.armed = SimArmed()
+        self.processes = SimProcesses(self)
+        self.daemon: Daemon | None = None
+        self.dproc: Proc | None = None
+        self.daemons = 0
+        self.refused: str | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def boot(self) -> None:
+        self.up = True
+        self.boots += 1
+        self.start_daemon()
+
+    def start_daemon(self) -> None:
+        w = self.world
+        sched = w.sched
+        self.daemons += 1
+        w.stats["daemons"] += 1
+        proc = Proc(f"{self.name}/lockengined#{self.daemons}")
+        self.dproc = proc
+        rt = Runtime(
+            clock=sched.clock,
+            sleep=lambda s, abort, what: w.abortable_sleep(s, abort, what),
+            wait=lambda ev, t: sim_wait(sched, ev, t),
+            spawn=lambda name, fn: self._spawn(proc, name, fn),
+            open_storage=lambda path: SimStorage(w.disks[path], self.io),
+            new_rng=lambda: random.Random(w.rng.random()),
+            event=lambda: SimEvent(sched),  # type: ignore[arg-type, return-value]
+        )
+        kill_grace = default_kill_grace(self.fire_timeout)
+        config = Config(
+            host_name=self.name, host_name_source="config", io_timeout=self.io_timeout,
+            watchdog_fire_timeout=self.fire_timeout, kill_grace=kill_grace, watchdog=WatchdogConfig("none"),
+            run_dir="/run/lockengine-sim", syslog=False,
+            lockspaces=(LockspaceConfig(LS, self.host_id, w.ls_path, 0, self.io_timeout),),
+        )
+        mux = w.mux_class(self.device, self.fire_timeout, clock=sched.clock,
+                                  wall_clock=sched.clock, wait=lambda ev, t: sim_wait(sched, ev, t))
+        daemon = w.make_daemon(config, mux, rt, self)
+        self.daemon = daemon
+
+        def start() -> None:
+            try:
+                daemon.start()
+            except LockError as exc:
+                self.refused = str(exc)
+                self.daemon = None
+                w.stats["refused_start"] += 1
+                return
+            if daemon.refusing is not None:
+                self.refused = daemon.refusing
+                w.stats["refused_armed"] += 1
+
+        sched.spawn(f"{self.name}/start", proc, start)
+
+    def _spawn(self, proc: Proc, name: str, fn: Callable[[], None]) -> None:
+        """The daemon's background tasks: the supervisor and the watchdog multiplexer never block, so
+        the simulator calls their step functions directly; every other task is an actor."""
+        owner = getattr(fn, "__self__", None)
+        if isinstance(owner, Supervisor):
+            self._direct_supervisor(proc, owner)
+        elif isinstance(owner, WatchdogMultiplexer):
+            self._direct_multiplexer(proc, owner)
+        else:
+            self.world.sched.spawn(f"{self.name}/{name}", proc, fn)
+
+    def _direct_multiplexer(self, proc: Proc, mux: WatchdogMultiplexer) -> None:
+        sched = self.world.sched
+
+        def tick() -> None:
+            if not proc.alive:
+                return
+            if proc.frozen_until > sched.now:
+                sched.at(proc.frozen_until, tick)
+                return
+            petting = mux.check()
+            sched.at(sched.now + mux.next_pass_in(petting), tick)
+
+        sched.at(sched.now, tick)
+
+    def _direct_supervisor(self, proc: Proc, sup: Supervisor) -> None:
+        sched = self.world.sched
+        token = [0]
+
+        def schedule(t: float) -> None:
+            token[0] += 1
+            mine = token[0]
+            sched.at(t, lambda: tick(mine))
+
+        def tick(mine: int) -> None:
+            if mine != token[0] or not proc.alive or sup._stopping:
+                return
+            if proc.frozen_until > sched.now:
+                schedule(proc.frozen_until)
+                return
+            sup._kicked.clear()
+            wake = sup.supervise_once()
+            schedule(max(wake, sched.now + 0.01))
+
+        kicked = sup._kicked
+        assert isinstance(kicked, SimEvent)
+        kicked.on_set.append(lambda: schedule(sched.now))
+        schedule(sched.now)
+
+    def serving(self) -> Daemon | None:
+        d = self.daemon
+        if d is None or self.dproc is None or not self.dproc.alive or d.refusing is not None:
+            return None
+        return d
+
+    def lockspace_joined(self) -> bool:
+        d = self.daemon
+        if d is None or self.dproc is None or not self.dproc.alive:
+            return False
+        ls = d.lockspaces.get(LS)
+        return ls is not None and ls.state == JOINED
+
+    def crash_daemon(self) -> None:
+        """kill -9 of lockengined: its tasks die; its clients and the armed device stay."""
+        if self.dproc is not None and self.dproc.alive:
+            self.world.sched.kill(self.dproc)
+        self.daemon = None
+        self.world.hostid_changed(self)
+
+    def reset(self, why: str) -> None:
+        """Power cycle (watchdog fire, crash): every process dies now, in-flight writes are lost."""
+        if not self.up:
+            return
+        w = self.world
+        w.stats[f"reset_{why}"] += 1
+        self.up = False
+        self.crash_daemon()
+        for c in list(w.clients.values()):
+            if c.host is self and c.alive:
+                c.die("host reset", notify=False)
+        self.io.reset()
+        self.device.armed = False
+        self.armed.clear()
+        w.host_reset(self)
+        w.sched.at(w.sched.now + w.rng.uniform(20, 120), self.boot)
+
+
+class SimClientProc:
+    """A client process on a host: registers, acquires, uses, releases, exits or crashes."""
+
+    def __init__(self, world: World, host: Host, pid: int) -> None:
+        self.world = world
+        self.host = host
+        self.pid = pid
+        self.proc = Proc(f"{host.name}/client{pid}")
+        self.alive = True
+        self.daemon: Daemon | None = None
+        self.dproc: Proc | None = None
+        self.dclient: Client | None = None
+        self.conn_id = pid
+        self.using: dict[str, str] = {}
+        self.term_ok = world.rng.random() < 0.8
+        self.unkillable = world.rng.random() < world.params.unkillable
+        self.child: SimClientProc | None = None
+        self.parent: SimClientProc | None = None
+        self.conn_open = False
+        self.killpath = world.rng.random() < 0.3
+
+    # -- process events
+    def signalled(self, sig: int) -> None:
+        w = self.world
+        if sig == signal.SIGKILL:
+            if not self.unkillable:
+                self.die("SIGKILL")
+        elif self.term_ok and not self.unkillable:  # SIGTERM or killpath: exits after cleaning up
+            w.sched.at(w.sched.now + w.rng.uniform(0.01, 2.0),
+                       lambda: self.die("SIGTERM") if self.alive else None)
+
+    def die(self, why: str, notify: bool = True) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.world.sched.kill(self.proc)
+        self.world.stop_using(self)
+        if notify and self.parent is None:
+            self._tell_daemon("pid")
+        if notify:
+            holder = self.parent if self.parent is not None else self
+            if not (holder.alive or (holder.child is not None and holder.child.alive)):
+                holder._tell_daemon("conn")
+
+    def _tell_daemon(self, what: str) -> None:
+        """The daemon's server sees the pidfd fire or the connection close (if that daemon still runs)."""
+        d, dproc, dclient = self.daemon, self.dproc, self.dclient
+        if what == "conn":
+            self.conn_open = False
+        if d is None or dproc is None or not dproc.alive or dclient is None:
+            return
+        if what == "pid":
+            self.world.sched.spawn("pidfd", dproc, lambda: d.client_gone(dclient, "process exited"))
+        else:
+            self.world.sched.spawn("eof", dproc, lambda: d.connection_closed(self.conn_id))
+
+    # -- talking to the daemon
+    def call(self, fn: Callable[[], Any]) -> Any:
+        sched = self.world.sched
+        me = sched.current()
+        assert me is not None
+        dproc = self.dproc
+        if dproc is None or not dproc.alive:
+            raise DaemonGone()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["r"] = fn()
+            except (LockError, InputError) as exc:
+                box["e"] = exc
+            except OSError as exc:  # storage errors reach the client as an error reply, too
+                box["e"] = LockError("EIO", str(exc))
+
+        a = sched.spawn(f"{self.host.name}/call{self.pid}", dproc, run)
+        a.on_done.append(lambda _a: sched.wake(me))
+        sched.block()
+        if "r" in box:
+            return box["r"]
+        if "e" in box:
+            raise box["e"]
+        raise DaemonGone()
+
+    def program(self) -> None:
+        w = self.world
+        rng = w.rng
+        sched = w.sched
+        d = self.host.serving()
+        if d is None:
+            return
+        self.daemon, self.dproc = d, self.host.dproc
+        ctx = CallContext(self.conn_id, PeerCred(self.pid, 0, 0), lambda c: None)
+        try:
+            self.dclient = self.call(lambda: d.register(ctx, None, ["/bin/true"] if self.killpath else None))
+        except (LockError, DaemonGone):
+            self.die("register failed")
+            return
+        self.conn_open = True
+        try:
+            for _ in range(rng.randint(1, 4)):
+                sched.sleep(rng.expovariate(1 / 30))
+                r = rng.randrange(w.params.resources)
+                shared = rng.random() < 0.3
+                if rng.random() < 0.15:
+                    self._request_other(d, r)
+                    continue
+                spec = w.spec(r, shared)
+                dclient = self.dclient
+                try:
+                    nowait = rng.random() < 0.5
+                    self.call(lambda c=dclient, sp=spec, nw=nowait: d.resources.acquire(c, [sp], nowait=nw))
+                except LockError:
+                    continue
+                w.start_using(self, w.res_name(r), "sh" if shared else "ex")
+                if "inherited_conn" in w.params.faults and rng.random() < w.params.inherit:
+                    self._fork_child(w.res_name(r), "sh" if shared else "ex")
+                sched.sleep(rng.expovariate(1 / w.params.hold_mean))
+                if self.child is not None:
+                    break
+                end = rng.random()
+                if end < 0.7:
+                    w.stop_using_one(self, w.res_name(r))
+                    with contextlib.suppress(LockError, DaemonGone):
+                        self.call(lambda c=dclient, sp=spec: d.resources.release(c, [sp]))
+                elif end < 0.85:
+                    w.stats["client_exit_holding"] += 1
+                    break
+                else:
+                    w.stats["faults"]["client_crash"] = w.stats["faults"].get("client_crash", 0) + 1
+                    break
+        except DaemonGone:
+            sched.sleep(rng.expovariate(1 / 200))  # the daemon died: the client keeps its leases a while
+        sched.at(sched.now, lambda: self.die("exit"))
+        sched.block()
+
+    def _request_other(self, d: Daemon, r: int) -> None:
+        spec = self.world.spec(r, False)
+        mode = 1 if self.world.rng.random() < 0.3 else 2
+        try:
+            self.call(lambda: d.request(spec, None, mode))
+            self.world.stats["requests"] += 1
+        except (LockError, DaemonGone):
+            pass
+
+    def _fork_child(self, res: str, mode: str) -> None:
+        """A child inherits the registration connection and uses the lease; the parent exits."""
+        w = self.world
+        child = SimClientProc(w, self.host, w.new_pid())
+        child.parent = self
+        child.term_ok = False  # the daemon cannot signal it: it does not know its pid
+        self.child = child
+        w.clients[child.pid] = child
+        w.faults_count("inherited_conn")
+        w.start_using(child, res, mode)
+
+        def child_prog() -> None:
+            w.sched.sleep(w.rng.expovariate(1 / 300))
+            w.sched.at(w.sched.now, lambda: child.die("exit"))
+            w.sched.block()
+
+        w.sched.spawn(f"{self.host.name}/child{child.pid}", child.proc, child_prog)
+
+
+def default_daemon(config: Config, mux: WatchdogMultiplexer, rt: Runtime, host: Host) -> Daemon:
+    return Daemon(config, mux, runtime=rt, processes=host.processes, armed=host.armed)
+
+
+class World:
+    def __init__(self, seed: int, params: WorldParams, make_daemon: Callable[..., Daemon] | None = None) -> None:
+        self.seed = seed
+        self.params = params
+        self.rng = random.Random(seed)
+        self.sched = Scheduler(random.Random(self.rng.random()))
+        self.stats: Any = _Stats()
+        self.violations: list[Violation] = []
+        self.make_daemon = make_daemon or default_daemon
+        self.mux_class: type[WatchdogMultiplexer] = WatchdogMultiplexer
+        g = Geometry(params.sector_size, 1 << 20)
+        self.geometry = g
+        size = (1 + params.resources) << 20
+        self.ls_path = disk_path(f"disk-{params.sector_size}")
+        disk = SimDisk(self.ls_path, size, params.sector_size)
+        io0 = params.io_timeouts[0]
+        disk.land(0, lockspace_area(LS, g, io0))
+        first = bytearray(g.sector_size)
+        first[:LEADER_SIZE] = new_delta_leader(LS, g, io0).encode()
+        disk.land(0, bytes(first))
+        for r in range(params.resources):
+            disk.land((1 + r) << 20, resource_area(LS, self.res_name(r), g, 0))
+        self.disks = {self.ls_path: disk}
+        self.hosts: list[Host] = []
+        for i in range(params.hosts):
+            fire = params.fire_timeouts[i] if params.fire_timeouts else params.fire_timeout
+            dev = params.device_timeouts[i] if params.device_timeouts else fire
+            name = params.host_names[i] if params.host_names else f"host{i + 1}"
+            hid = params.host_ids[i] if params.host_ids else i + 1
+            self.hosts.append(Host(self, i, hid, name, params.io_timeouts[i], fire, dev))
+        self.clients: dict[int, SimClientProc] = {}
+        self._pid = 1000
+        # resource -> list of (client, mode) using it now
+        self.users: dict[str, list[tuple[SimClientProc, str]]] = {}
+        self.hostid_holder: dict[int, Host] = {}
+        self.sched.after_step = self._after_step
+        self.stopped = False
+
+    # ------------------------------------------------------------------ helpers
+    def res_name(self, r: int) -> str:
+        return f"R{r}"
+
+    def spec(self, r: int, shared: bool) -> ResourceSpec:
+        return ResourceSpec(LS, self.res_name(r), (Disk(self.ls_path, (1 + r) << 20),), None, shared)
+
+    def new_pid(self) -> int:
+        self._pid += 1
+        return self._pid
+
+    def faults_count(self, kind: str) -> None:
+        self.stats["faults"][kind] = self.stats["faults"].get(kind, 0) + 1
+
+    def abortable_sleep(self, seconds: float, abort: Any, what: str) -> None:
+        if abort is None:
+            self.sched.sleep(seconds)
+        elif sim_wait(self.sched, abort, seconds):
+            raise LockError("ERROR", f"{what}: aborted")
+
+    def violation(self, kind: str, detail: str) -> None:
+        self.violations.append(Violation(kind, self.sched.now, detail))
+
+    # ------------------------------------------------------------------ invariants
+    def start_using(self, c: SimClientProc, res: str, mode: str) -> None:
+        others = [(o, m) for o, m in self.users.get(res, []) if o.host is not c.host]
+        for o, m in others:
+            if mode == "ex" or m == "ex":
+                state = "its lockspace joined" if o.host.lockspace_joined() else "its lockspace not joined"
+                self.violation("two_hosts", f"{res}: {c.host.name} pid {c.pid} ({mode}) while {o.host.name} pid "
+                               f"{o.pid} ({m}, {state}) still uses it")
+        self.users.setdefault(res, []).append((c, mode))
+        c.using[res] = mode
+        self.stats["acquired"] += 1
+
+    def stop_using_one(self, c: SimClientProc, res: str) -> None:
+        self.users[res] = [(o, m) for o, m in self.users.get(res, []) if o is not c]
+        c.using.pop(res, None)
+
+    def stop_using(self, c: SimClientProc) -> None:
+        for res in list(c.using):
+            self.stop_using_one(c, res)
+
+    def hostid_changed(self, host: Host) -> None:
+        believes = host.up and host.lockspace_joined()
+        holder = self.hostid_holder.get(host.host_id)
+        if believes:
+            if holder is not None and holder is not host and holder.up and holder.lockspace_joined():
+                self.violation("host_id", f"host id {host.host_id} held by {host.name} and {holder.name}")
+            self.hostid_holder[host.host_id] = host
+        elif holder is host:
+            del self.hostid_holder[host.host_id]
+
+    def host_reset(self, host: Host) -> None:
+        self.hostid_changed(host)
+
+    def _after_step(self, actor: Actor) -> None:
+        name = actor.proc.name
+        host = self._host_by_proc.get(name.split("/", 1)[0])
+        if host is not None:
+            self.hostid_changed(host)
+
+    # ------------------------------------------------------------------ faults and workload
+    def _schedule_clients(self) -> None:
+        p = self.params
+        rate = p.clients_per_host * p.hosts / 1000.0
+        if rate <= 0:
+            return
+
+        def spawn_one() -> None:
+            if self.stopped:
+                return
+            host = self.rng.choice(self.hosts)
+            if host.serving() is not None:
+                c = SimClientProc(self, host, self.new_pid())
+                self.clients[c.pid] = c
+                self.sched.spawn(f"{host.name}/client{c.pid}", c.proc, c.program)
+            self.sched.at(self.sched.now + self.rng.expovariate(rate), spawn_one)
+
+        self.sched.at(self.sched.now + self.rng.expovariate(rate), spawn_one)
+
+    def _schedule_faults(self) -> None:
+        p = self.params
+        kinds = [k for k in p.faults if k not in ("inherited_conn",)]
+        if not kinds or p.fault_rate <= 0:
+            return
+        rate = p.fault_rate / 1000.0
+
+        def one() -> None:
+            if self.stopped:
+                return
+            self.inject(self.rng.choice(kinds), self.rng.choice(self.hosts))
+            self.sched.at(self.sched.now + self.rng.expovariate(rate), one)
+
+        self.sched.at(self.sched.now + self.rng.expovariate(rate), one)
+
+    def inject(self, kind: str, host: Host) -> None:
+        rng, sched = self.rng, self.sched
+        if not host.up:
+            return
+        self.faults_count(kind)
+        io = host.io
+        epoch = io.epoch
+        dur = rng.uniform(5, 250)
+
+        def heal(fn: Callable[[], None]) -> None:
+            sched.at(sched.now + dur, lambda: fn() if io.epoch == epoch else None)
+
+        if kind == "host_crash":
+            host.reset("crash")
+        elif kind == "daemon_crash_restart":
+            host.crash_daemon()
+            sched.at(sched.now + rng.uniform(0.0, 5.0), lambda: host.start_daemon() if host.up and
+                     io.epoch == epoch and host.daemon is None else None)
+        elif kind == "daemon_crash_reboot":
+            host.crash_daemon()
+            sched.at(sched.now + rng.uniform(1.0, 30.0), lambda: host.reset("reboot") if io.epoch == epoch else None)
+        elif kind == "client_crash":
+            live = [c for c in self.clients.values() if c.host is host and c.alive and c.parent is None]
+            if live:
+                rng.choice(live).die("crash")
+        elif kind == "unkillable":
+            live = [c for c in self.clients.values() if c.host is host and c.alive]
+            if live:
+                rng.choice(live).unkillable = True
+        elif kind == "io_delay":
+            io.faults.slow = rng.uniform(0.5, 3.0) * host.io_timeout
+            heal(lambda: setattr(io.faults, "slow", 0.0))
+        elif kind == "io_eio":
+            io.faults.eio = rng.uniform(0.1, 1.0)
+            heal(lambda: setattr(io.faults, "eio", 0.0))
+        elif kind == "io_hang":
+            io.faults.hang = rng.uniform(0.1, 1.0)
+            heal(lambda: setattr(io.faults, "hang", 0.0))
+        elif kind == "late_write":
+            io.faults.late = rng.uniform(0.2, 1.0)
+            heal(lambda: setattr(io.faults, "late", 0.0))
+        elif kind == "storage_readonly":
+            io.faults.mode = "readonly"
+            heal(lambda: setattr(io.faults, "mode", "ok"))
+        elif kind == "storage_hung":
+            io.faults.mode = "hung"
+            heal(lambda: setattr(io.faults, "mode", "ok"))
+        elif kind == "frozen":
+            if host.dproc is not None:
+                host.dproc.frozen_until = sched.now + rng.uniform(5, 200)
+        else:
+            raise ValueError(kind)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> list[Violation]:
+        p = self.params
+        self._host_by_proc = {h.name: h for h in self.hosts}
+        for i, h in enumerate(self.hosts):
+            self.sched.at(self.sched.now + self.rng.uniform(0, 5) + i * 0.01, h.boot)
+        self._schedule_clients()
+        self._schedule_faults()
+        try:
+            self.sched.run(self.sched.now + p.duration)
+            self.stopped = True
+            if p.end_check and not self.violations:
+                self._end_check()
+        finally:
+            self.sched.shutdown()
+        return self.violations
+
+    def _end_check(self) -> None:
+        """Liveness: heal everything, let the clients go, then every lease must be acquirable in time."""
+        for h in self.hosts:
+            h.io.faults.mode, h.io.faults.slow, h.io.faults.eio = "ok", 0.0, 0.0
+            h.io.faults.hang = h.io.faults.late = 0.0
+            if h.dproc is not None:
+                h.dproc.frozen_until = 0.0
+        for c in list(self.clients.values()):
+            if c.alive:  # unkillable ones too: on a fenced host they died with it, elsewhere they finish
+                c.die("end of run")
+        io_max = max(h.io_timeout for h in self.hosts)
+        fire_max = max(max(h.fire_timeout, h.device.timeout) for h in self.hosts)
+        t = Timeouts(io_max, fire_max)
+        # A dead holder's host is reset by its watchdog within 8·io + fire; then others wait host_dead.
+        settle = t.id_renewal_fail_seconds + fire_max + 150.0
+        self.sched.run(self.sched.now + settle)
+        bound = t.paxos_acquire_held_max + 4 * t.host_dead_seconds + 60.0
+        deadline = self.sched.now + bound
+        probe_host = next((h for h in self.hosts if h.serving() is not None and h.lockspace_joined()), None)
+        if probe_host is None:
+            self.sched.run(deadline)
+            probe_host = next((h for h in self.hosts if h.serving() is not None and h.lockspace_joined()), None)
+            if probe_host is None:
+                self.violation("lost", "no host could rejoin the lockspace after the faults healed")
+                return
+        got: dict[str, bool] = {}
+        probe = SimClientProc(self, probe_host, self.new_pid())
+        self.clients[probe.pid] = probe
+        d = probe_host.serving()
+        assert d is not None
+        probe.daemon, probe.dproc = d, probe_host.dproc
+
+        def prog() -> None:
+            ctx = CallContext(probe.conn_id, PeerCred(probe.pid, 0, 0), lambda c: None)
+            probe.dclient = probe.call(lambda: d.register(ctx, None, None))
+            dclient = probe.dclient
+            for r in range(self.params.resources):
+                spec = self.spec(r, False)
+                while self.sched.now < deadline and not got.get(self.res_name(r)):
+                    try:
+                        probe.call(lambda sp=spec: d.resources.acquire(dclient, [sp]))
+                        got[self.res_name(r)] = True
+                        self.start_using(probe, self.res_name(r), "ex")
+                    except LockError:
+                        self.sched.sleep(10.0)
+                    except DaemonGone:
+                        return
+
+        self.sched.spawn(f"{probe_host.name}/probe", probe.proc, prog)
+        self.sched.run(deadline)
+        for r in range(self.params.resources):
+            if not got.get(self.res_name(r)):
+                self.violation("lost", f"{self.res_name(r)} not acquirable within {bound:.0f} s after the faults "
+                               f"healed (probe on {probe_host.name})")
+
+    @property
+    def host_seconds(self) -> float:
+        return self.params.hosts * self.params.duration
+
+
+class _Stats(dict[str, Any]):
+    def __missing__(self, key: str) -> Any:
+        if key == "faults":
+            self[key] = {}
+            return self[key]
+        return 0
+
+
+__all__ = ["ALL_FAULTS", "SimAbort", "World", "WorldParams"]
