@@ -53,6 +53,8 @@ CODES: dict[str, int] = {
     "EBUSY": -errno.EBUSY,
     "EIO": -errno.EIO,
     "EPERM": -errno.EPERM,
+    "EACCES": -errno.EACCES,
+    "EROFS": -errno.EROFS,
     "ESRCH": -errno.ESRCH,
     "ETIMEDOUT": -errno.ETIMEDOUT,
 }

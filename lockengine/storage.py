@@ -181,6 +181,13 @@ class DirectStorage:
 
         self._submit(job_for, timeout, f"write of {length} bytes at {offset}")
 
+    def stat(self) -> os.stat_result:
+        """What the open handle refers to (the daemon compares it with a client's access check)."""
+        with self._lock:
+            if self._worker is None:
+                raise LockError("ERROR", f"{self.path}: storage is closed")
+            return os.fstat(self._worker.fd)
+
     def close(self) -> None:
         with self._lock:
             if self._worker is not None:

@@ -26,6 +26,8 @@ class PeerCred:
     pid: int
     uid: int
     gid: int
+    groups: tuple[int, ...] = ()  # supplementary groups (SO_PEERGROUPS), see authz.py
+    admin: bool = False  # root or the admin group (authz.py decides)
 
 
 def peer_cred(sock: socket.socket) -> PeerCred:
@@ -69,6 +71,8 @@ class Client:
     kill_count: int = 0
     last_kill: float = 0.0
     killpath_sent: bool = False
+    gid: int = -1  # with groups: the credentials its killpath runs with
+    groups: tuple[int, ...] = ()
     # Guards pidfd: it is closed on exit while another thread may be signalling through it.
     _fd_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -115,7 +119,8 @@ class ClientRegistry:
             old = self._by_pid.get(cred.pid)
             if old is not None and not old.gone:
                 raise LockError("EEXIST", f"pid {cred.pid} is already registered on another connection")
-            client = Client(cred.pid, cred.uid, name or process_name(cred.pid), conn_id, open_pidfd(cred.pid))
+            client = Client(cred.pid, cred.uid, name or process_name(cred.pid), conn_id, open_pidfd(cred.pid),
+                            gid=cred.gid, groups=cred.groups)
             self._by_pid[cred.pid] = client
             self._by_conn[conn_id] = client
             return client
