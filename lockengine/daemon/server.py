@@ -8,8 +8,9 @@ connection stays usable. Registered clients' pidfds are watched by the same sele
 exit is seen at once even when a child inherited its socket.
 
 What one client can cost is bounded: at most ``max_connections`` connections (one more gets an
-EAGAIN line and is closed); requests are not read while PAUSE_OUTPUT bytes of replies wait unsent,
-and a connection whose unsent replies pass ``max_output_bytes`` is dropped (one log line). When
+EAGAIN line and is closed), at most MAX_REQUEST + RECV_SIZE bytes of unread requests, and a
+connection whose unsent replies pass ``max_output_bytes`` is dropped (one log line): a client that
+does not read its replies cannot make the daemon hold more than that for it. When
 accept fails for lack of descriptors (EMFILE/ENFILE) the listener is taken out of the selector for
 ACCEPT_PAUSE seconds (or until a connection closes) instead of spinning on it. A connection shut
 for writing (SHUT_WR) still gets the replies to the requests it sent.
@@ -47,9 +48,9 @@ from .protocol import (
 log = get_logger("server")
 
 RECV_SIZE = 65536
-PAUSE_OUTPUT = 64 * 1024  # unsent reply bytes at which a connection's requests wait
 ACCEPT_PAUSE = 0.5  # seconds the listener rests after EMFILE/ENFILE
 LOG_EVERY = 10.0  # seconds between two log lines of one recurring refusal
+TURN = 32  # requests of one connection handled before the others get their turn
 
 
 @dataclass(eq=False)
@@ -143,6 +144,7 @@ class Server:
         self.admin_gid = authz.admin_gid(daemon.config)
         self._accept_paused_until: float | None = None
         self._fd_log = RateLimitedLog()
+        self._more: collections.deque[Conn] = collections.deque()  # connections whose turn ended with lines left
         self._cap_log = RateLimitedLog()
 
     # ------------------------------------------------------------------ thread-safe entry points
@@ -175,6 +177,10 @@ class Server:
                     if timeout == 0.0:
                         self._resume_accept()
                         timeout = None
+                if self._more:
+                    timeout = 0.0
+                    for conn in [self._more.popleft() for _ in range(len(self._more))]:
+                        self._process(conn)
                 for key, mask in self.sel.select(timeout):
                     data = key.data
                     if data is self._listen_key:
@@ -248,10 +254,9 @@ class Server:
         if conn.closed:
             return
         want = 0
-        # Stop reading while a request is in flight and a full request is already buffered, or
-        # while the peer does not read its replies.
-        if (not conn.closing and not conn.eof and len(conn.outbuf) < PAUSE_OUTPUT
-                and (not conn.busy or len(conn.inbuf) <= MAX_REQUEST)):
+        # Stop reading while a full request is already buffered: it waits for the one in flight or
+        # for its connection's next turn.
+        if not conn.closing and not conn.eof and len(conn.inbuf) <= MAX_REQUEST:
             want |= selectors.EVENT_READ
         if conn.outbuf:
             want |= selectors.EVENT_WRITE
@@ -284,7 +289,13 @@ class Server:
     def _process(self, conn: Conn) -> None:
         # Inline commands reply from inside this loop (_post -> _deliver), so it just goes on with
         # the next line: no recursion however many requests a client pipelines.
-        while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < PAUSE_OUTPUT:
+        turn = 0
+        while not conn.busy and not conn.closing and not conn.closed:
+            turn += 1
+            if turn > TURN:  # a client pipelining thousands of requests must not starve the others
+                if b"\n" in conn.inbuf and conn not in self._more:
+                    self._more.append(conn)
+                break
             nl = conn.inbuf.find(b"\n")
             if nl < 0 or nl > MAX_REQUEST:
                 if len(conn.inbuf) > MAX_REQUEST:
