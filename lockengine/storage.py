@@ -173,7 +173,10 @@ class DirectStorage:
             def job() -> None:
                 with w.ensure_buffer(length) as view:
                     view[:] = data
-                    n = os.pwritev(w.fd, [view], offset)
+                    try:
+                        n = os.pwritev(w.fd, [view], offset)
+                    except OSError as exc:  # name the path: "PATH is read-only" (errors.read_only_error)
+                        raise OSError(exc.errno, exc.strerror, self.path) from None
                 if n != length:
                     raise OSError(5, f"short write: {n} of {length} bytes at {offset}")
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ..errors import CODES, NAMES, InputError, LockError
+from ..errors import CODES, NAMES, InputError, LockError, read_only_error
 
 VERSION = 1
 # A request carries at most 8 resources with paths < 1024 bytes; 64 KiB leaves room and bounds
@@ -128,6 +128,8 @@ def error_dict(exc: BaseException) -> dict[str, object]:
     """The wire form of any failure; unknown exceptions become ERROR (-201)."""
     if isinstance(exc, (LockError, InputError, ProtocolError)):
         return exc.as_dict()
+    if isinstance(exc, OSError) and (ro := read_only_error(exc)) is not None:
+        return ro.as_dict()
     if isinstance(exc, OSError) and exc.errno and -exc.errno in NAMES:
         return {"name": NAMES[-exc.errno], "code": -exc.errno, "message": str(exc)}
     return {"name": "ERROR", "code": CODES["ERROR"], "message": f"{type(exc).__name__}: {exc}"}
