@@ -74,3 +74,15 @@ def test_read_only_names_the_path() -> None:
     assert error_dict(OSError(30, "Read-only file system", "/dev/loop9"))["name"] == "EROFS"
     assert read_only_error(OSError(1, "Operation not permitted")) is None  # no path: not a storage write
     assert read_only_error(OSError(13, "Permission denied", "/x")) is None
+
+
+def test_delta_record_errors_name_the_record_on_disk() -> None:
+    from lockengine.errors import LockError
+    from lockengine.ondisk import verify_delta_leader
+
+    with pytest.raises(LockError) as exc:
+        verify_delta_leader(bytes(512), 0, "LS", at=1048576 + 512)  # host 2's record, lockspace at 1M
+    assert exc.value.name == "LEADER_MAGIC" and "delta record at byte 1049088" in exc.value.message
+    with pytest.raises(LockError) as exc:
+        verify_delta_leader(bytes(1024), 512, "LS")
+    assert "delta record at byte 512" in exc.value.message
