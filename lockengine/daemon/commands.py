@@ -18,7 +18,8 @@ from ..errors import InputError, LockError
 from ..ondisk import REQ_FORCE, REQ_GRACEFUL
 from ..strings import Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
 from . import authz, paths
-from .protocol import ALIGN, VERSION, arg_bool, arg_int, arg_list, arg_offset, arg_str, arg_str_list
+from .clients import process_name
+from .protocol import ALIGN, CONTROL, VERSION, arg_bool, arg_int, arg_list, arg_offset, arg_str, arg_str_list
 
 if TYPE_CHECKING:
     from .clients import Client
@@ -48,8 +49,10 @@ def lockspace_spec(args: dict[str, Any]) -> LockspaceSpec:
 def resource_spec(item: object, field: str = "resources[]") -> ResourceSpec:
     if isinstance(item, str):
         spec = parse_resource(item, field)
+        arg_str({field: spec.lockspace}, field, max_len=64)  # no control characters in names or paths
+        arg_str({field: spec.name}, field, max_len=64)
         for disk in spec.disks:
-            arg_str({field: disk.path}, field)  # no control characters in a path either
+            arg_str({field: disk.path}, field)
             if disk.offset % ALIGN:
                 raise InputError(f"{field} offset", disk.offset, f"give a multiple of 1 MiB ({ALIGN}), e.g. 1M")
         return spec
@@ -76,6 +79,7 @@ def killpath_argv(args: dict[str, Any], name: str) -> list[str] | None:
         return None
     if not argv or not os.path.isabs(argv[0]):
         raise InputError(name, argv, "give [\"/absolute/program\", args...]")
+    arg_str({f"{name}[0]": argv[0]}, f"{name}[0]")  # the program's name appears in the log
     return argv
 
 
@@ -112,9 +116,10 @@ def cmd_hello(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 
 def cmd_register(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
-    name = args.get("name")
-    if name is not None:
-        name = arg_str(args, "name", max_len=128)  # no control characters: names appear in status and the log
+    # No control characters: names appear in status and the log. Without one, the process's comm,
+    # which the process sets itself (PR_SET_NAME), made printable.
+    name = (arg_str(args, "name", max_len=128) if args.get("name") is not None
+            else CONTROL.sub("?", process_name(ctx.cred.pid)))
     client = d.register(ctx, name, killpath_argv(args, "killpath"))
     return {"pid": client.pid, "name": client.name}
 

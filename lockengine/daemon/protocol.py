@@ -24,7 +24,7 @@ VERSION = 1
 MAX_REQUEST = 64 * 1024
 ALIGN = 1 << 20  # every lease area starts at a multiple of the smallest align size (facts §0)
 # C0/C1 controls and DEL: a newline in a name would forge a line of ``client status`` or of the log.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -144,7 +144,7 @@ def arg_str(args: dict[str, Any], name: str, default: str | None = None, max_len
         raise InputError(name, None, f"give \"{name}\" (a string)")
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise InputError(name, value, f"give a non-empty string of at most {max_len} characters")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise InputError(name, value, "give text without control characters (newline, tab, escape...)")
     return value
 

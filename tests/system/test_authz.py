@@ -7,6 +7,8 @@ request and release its own leases; root and a member of the admin group can sti
 
 from __future__ import annotations
 
+import ctypes
+import io
 import json
 import os
 import shutil
@@ -16,15 +18,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lockengine.cli.main import main as cli_main
 from lockengine.client import Client
 
-from .harness import FIRE, GRACE, IO, REPO, TestDaemon, env_for, init_disk, wait_ready
+from .harness import FIRE, GRACE, IO, REPO, TestDaemon, env_for, wait_ready
 from .unprivileged import TestUsers, User, UserProcess, as_user
 
 
@@ -82,9 +86,9 @@ def world(loop_device: Any, request: pytest.FixtureRequest) -> Iterator[World]:
         scratch.mkdir()
         os.chown(scratch, user.uid, user.gid)
         user_disk, root_disk = str(loop_device()), str(loop_device())
-        for path in (user_disk, root_disk):
+        for path, resources in ((user_disk, ("R1", "R2", "R3")), (root_disk, ())):
             disks.append((path, os.stat(path)))
-            init_disk(path)
+            init_area(path, resources)
         os.chown(user_disk, 0, user.gid)
         os.chmod(user_disk, 0o660)
         os.chmod(root_disk, 0o600)
@@ -101,6 +105,15 @@ def world(loop_device: Any, request: pytest.FixtureRequest) -> Iterator[World]:
             os.chmod(path, st.st_mode & 0o7777)
         shutil.rmtree(run_dir, ignore_errors=True)
         users.remove()
+
+
+def init_area(path: str, resources: tuple[str, ...]) -> None:
+    """``lockengine direct init`` of LS at 0 and resources at 1M, 2M..., in this process (quicker)."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli_main(["direct", "init", "-s", f"LS:0:{path}:0", "-o", str(IO)]) == 0, out.getvalue()
+        for i, res in enumerate(resources, start=1):
+            assert cli_main(["direct", "init", "-r", f"LS:{res}:{path}:{i}M"]) == 0, out.getvalue()
 
 
 def call(w: World, user: User, cmd: str, **args: Any) -> dict[str, Any]:
@@ -204,12 +217,22 @@ def test_unprivileged_member_is_refused_every_abuse(world: World) -> None:
                       "control characters")
         assert err["field"] == "name"
 
+        # Nor would its process name (comm), which the process sets itself.
+        def forged_comm() -> Any:
+            ctypes.CDLL(None).prctl(15, b"a\nr LS:R1 p 1", 0, 0, 0)  # PR_SET_NAME
+            with Client(d.socket, timeout=60) as c:
+                return c.register()["name"]
+
+        assert as_user(u, forged_comm)["value"] == "a?r LS:R1 p 1"
+
         # Its own lease: request (graceful, acts at once here) then release works.
         assert call(w, u, "request", resource=lease_r2, force_mode=0)["ok"]
         assert mine.alive() and roots.alive()
     finally:
         mine.stop()
         roots.stop()
+    check_killpath_runs_as_the_registering_user(w)
+    check_socket_permission_names_the_real_group(w)
     assert "Traceback" not in d.log_text()
 
 
@@ -224,17 +247,16 @@ def _register_and(w: World, cmd: str, args: dict[str, Any]) -> Any:
     return fn
 
 
-def test_killpath_runs_as_the_registering_user(world: World) -> None:
-    w, d, u = world, world.daemon, world.user
-    d.join("LS", 1, w.user_disk)
+def check_killpath_runs_as_the_registering_user(w: World) -> None:
+    d, u = w.daemon, w.user
     out = w.scratch / "killpath.out"
     script = (f"id -u > {out}; id -G >> {out}; grep NoNewPrivs /proc/self/status >> {out}; "
               f"ls /proc/self/fd | wc -l >> {out}; env | sort >> {out}; "
               f"cat /etc/shadow >/dev/null 2>&1 && echo SHADOW-READ >> {out}; echo done >> {out}")
-    mine = holder(w, u, f"LS:R1:{w.user_disk}:1048576", killpath=["/bin/sh", "-c", script])
+    mine = holder(w, u, f"LS:R3:{w.user_disk}:3145728", killpath=["/bin/sh", "-c", script])
     try:
         assert mine.result["ok"], mine.result
-        res = call(w, u, "request", resource=f"LS:R1:{w.user_disk}:1048576", force_mode="graceful")
+        res = call(w, u, "request", resource=f"LS:R3:{w.user_disk}:3145728", force_mode="graceful")
         assert res["ok"] and res["value"]["local"] is True, res
         deadline = time.monotonic() + 30
         while not (out.exists() and out.read_text().endswith("done\n")):
@@ -293,7 +315,7 @@ def test_administrators_and_root_still_do_everything(world: World) -> None:
     assert d.proc.wait(30) == 0
 
 
-def test_socket_permission_names_the_real_group(world: World) -> None:
+def check_socket_permission_names_the_real_group(world: World) -> None:
     sock = world.daemon.socket
 
     def fn() -> Any:

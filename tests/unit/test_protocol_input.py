@@ -86,3 +86,16 @@ def test_delta_record_errors_name_the_record_on_disk() -> None:
     with pytest.raises(LockError) as exc:
         verify_delta_leader(bytes(1024), 512, "LS")
     assert "delta record at byte 512" in exc.value.message
+
+
+def test_control_characters_in_resource_strings_and_killpath() -> None:
+    from lockengine.daemon.commands import killpath_argv
+
+    for text in ("L\nS:R1:/dev/x:1048576", "LS:R\r1:/dev/x:1048576"):
+        with pytest.raises(InputError) as exc:
+            resource_spec(text, "resource")
+        assert exc.value.field == "resource" and "control characters" in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        killpath_argv({"killpath": ["/bin/x\nforged log line"]}, "killpath")
+    assert exc.value.field == "killpath[0]"
+    assert killpath_argv({"killpath": ["/bin/sh", "-c", "a\nb"]}, "killpath") == ["/bin/sh", "-c", "a\nb"]
