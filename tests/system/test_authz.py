@@ -290,6 +290,9 @@ def test_administrators_and_root_still_do_everything(world: World) -> None:
     finally:
         os.chmod(w.user_disk, 0o660)
     assert call(w, a, "set_event", lockspace="LS", host_id=1, event=1)["ok"]
+    # An administrator that is not root still names only paths it may open itself.
+    err = refused(call(w, a, "add_lockspace", lockspace="LS2", host_id=1, path="/etc/shadow", offset=0), "EACCES")
+    assert str(os.stat("/etc/shadow").st_size) not in json.dumps(err)
     lease = f"LS:R1:{w.user_disk}:1048576"
     theirs = holder(w, u, lease)
     try:

@@ -208,9 +208,10 @@ def test_fuzz_slow_readers_and_fd_flood(fuzz_daemon: tuple[TestDaemon, str],
 
         # Slow readers: pipeline requests and never read; each is dropped, not buffered without end.
         slow = [Raw(d.socket) for _ in range(20)]
-        for s in slow:
+        for n, s in enumerate(slow):
+            ask = b'{"cmd": "log_dump"}\n' * 400 if n % 2 else b'{"cmd": "status", "args": {"detail": true}}\n' * 3000
             with contextlib.suppress(OSError):  # already dropped: the daemon stopped reading us
-                s.sock.sendall(b'{"cmd": "status", "args": {"detail": true}}\n' * 3000)
+                s.sock.sendall(ask)
         deadline = time.monotonic() + PROBE_TIMEOUT
         while d.log_text().count("does not read its replies") < len(slow) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -301,11 +302,17 @@ def _readable(sock: socket.socket) -> bool:
 def test_half_closed_connection_gets_its_replies(daemons: DaemonFactory) -> None:
     d = daemons("halfclosed")
     raw = Raw(d.socket)
-    raw.sock.sendall(b'{"id": 1, "cmd": "hello"}\n{"id": 2, "cmd": "status"}\n{"id": 3, "cmd": "gets"}')
+    # Inline commands and ones answered from the worker pool (examine, request), in order.
+    raw.sock.sendall(b'{"id": 1, "cmd": "hello"}\n{"id": 2, "cmd": "examine", "args": {"lockspace": "LS"}}\n'
+                     b'{"id": 3, "cmd": "status"}\n'
+                     b'{"id": 4, "cmd": "request", "args": {"resource": "LS:R1:/nonexistent:1048576"}}\n'
+                     b'{"id": 5, "cmd": "gets"}')
     raw.sock.shutdown(socket.SHUT_WR)
-    ids = []
+    replies = []
     while (line := raw.reply_line()) is not None:
-        ids.append(json.loads(line)["id"])
-    assert ids == [1, 2, 3]  # the last request had no newline: EOF ends it
+        doc = json.loads(line)
+        replies.append((doc["id"], doc["ok"] or doc["error"]["name"]))
+    # The last request had no newline: the EOF ends it.
+    assert replies == [(1, True), (2, "ENOENT"), (3, True), (4, "EINVAL"), (5, True)], replies
     raw.close()
     assert Client(d.socket).hello()["protocol"] == 1
