@@ -21,9 +21,11 @@ name, a code and a message that says what to do:
 from __future__ import annotations
 
 import errno
+import grp
 import json
 import os
 import socket
+import stat
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -96,6 +98,23 @@ def socket_path(run_directory: str | None = None) -> str:
     return os.path.join(run_directory or run_dir(), SOCKET_NAME)
 
 
+def _socket_access(path: str) -> str:
+    """Who may use the socket, from its real owner, group and mode (the config may name another group)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (f"its directory {os.path.dirname(path) or '.'} is not open to you; run as root or ask the "
+                "administrator for access to lockengined's run directory")
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = f"gid {st.st_gid}"
+    if st.st_mode & 0o060 == 0o060:
+        return f"run as root or as a member of the socket's group {group!r} (mode {stat.S_IMODE(st.st_mode):04o})"
+    return (f"the socket is mode {stat.S_IMODE(st.st_mode):04o}, for root only (the daemon's socket_group did "
+            "not exist when it started); run as root")
+
+
 def _connect_error(path: str, exc: OSError) -> DaemonError:
     hint = f"(set {RUN_DIR_ENV} if the daemon uses another run dir)"
     if exc.errno == errno.ENOENT:
@@ -105,9 +124,7 @@ def _connect_error(path: str, exc: OSError) -> DaemonError:
         return DaemonNotRunning("ECONNREFUSED", -errno.ECONNREFUSED,
                                 f"nothing listens on {path}: lockengined has stopped or crashed; start it again")
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return SocketPermission("EACCES", -errno.EACCES,
-                                f"permission denied on {path}: run as root or as a member of the socket's group "
-                                "(lockengine)")
+        return SocketPermission("EACCES", -errno.EACCES, f"permission denied on {path}: {_socket_access(path)}")
     if exc.errno == errno.ENOTSOCK or exc.errno == errno.ENOTDIR:
         return SocketMissing("ENOENT", -errno.ENOENT, f"{path} is not a socket {hint}")
     return DaemonUnavailable("EIO", -errno.EIO, f"cannot connect to {path}: {exc.strerror or exc}")

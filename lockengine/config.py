@@ -29,6 +29,8 @@ from .timeouts import DEFAULT_FIRE_TIMEOUT, DEFAULT_IO_TIMEOUT, Timeouts
 DEFAULT_PATH = "/etc/lockengine/lockengine.conf"
 DEFAULT_SOCKET_GROUP = "lockengine"
 DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog0"
+DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_MAX_OUTPUT = 1 << 20  # unsent reply bytes one connection may hold before it is dropped
 MACHINE_ID_PATHS = ("/etc/machine-id", "/var/lib/dbus/machine-id")
 HOST_NAME_MAX = 47  # derived names: sanlock's 47 characters + NUL
 ALIGN_MIN = 1 << 20  # every lease area offset is a multiple of the smallest align size
@@ -82,6 +84,10 @@ class Config:
     watchdog: WatchdogConfig = WatchdogConfig()
     run_dir: str = DEFAULT_RUN_DIR
     socket_group: str = DEFAULT_SOCKET_GROUP
+    admin_group: str | None = None  # members may do everything root may (docs/daemon.md "Who may do what")
+    path_prefixes: tuple[str, ...] = ()  # non-administrators may name only paths under these ( () = any)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT
     log_level: str = "INFO"
     syslog: bool = True
     lockspaces: tuple[LockspaceConfig, ...] = ()
@@ -105,6 +111,10 @@ class Config:
             "watchdog": {"backend": self.watchdog.backend, "device": self.watchdog.device},
             "run_dir": self.run_dir,
             "socket_group": self.socket_group,
+            "admin_group": self.admin_group,
+            "path_prefixes": list(self.path_prefixes),
+            "max_connections": self.max_connections,
+            "max_output_bytes": self.max_output_bytes,
             "log_level": self.log_level,
             "syslog": self.syslog,
             "lockspaces": [
@@ -349,6 +359,10 @@ def load_config(
         watchdog=WatchdogConfig(wd.get("backend", "linux"), wd.get("device", DEFAULT_WATCHDOG_DEVICE)),
         run_dir=os.path.normpath(doc.get("run_dir", DEFAULT_RUN_DIR)),
         socket_group=doc.get("socket_group", DEFAULT_SOCKET_GROUP),
+        admin_group=doc.get("admin_group"),
+        path_prefixes=tuple(os.path.normpath(p) for p in doc.get("path_prefixes", [])),
+        max_connections=int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+        max_output_bytes=int(doc.get("max_output_bytes", DEFAULT_MAX_OUTPUT)),
         log_level=str(doc.get("log_level", "info")).upper(),
         syslog=bool(doc.get("syslog", True)),
         lockspaces=_lockspaces(doc.get("lockspaces", [])),

@@ -103,7 +103,7 @@ class DeltaLease:
 
     def _read_slot(self) -> tuple[bytes, Leader]:
         raw = self.storage.read(self.slot_offset, self.geometry.sector_size, self.io_timeout)
-        return raw, verify_delta_leader(raw, 0, self.space_name)
+        return raw, verify_delta_leader(raw, 0, self.space_name, at=self.slot_offset)
 
     def _bitmap(self, now: float) -> bytes:
         with self._lock:
@@ -203,7 +203,7 @@ class DeltaLease:
         prev_ok, self._prev_renewal_ok = self._prev_renewal_ok, False
         area = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
         off = self.geometry.host_offset(self.host_id)
-        ld = verify_delta_leader(area, off, self.space_name)
+        ld = verify_delta_leader(area, off, self.space_name, at=self.offset + off)
         if (ld.owner_id, ld.owner_generation, ld.resource_name) != (self.host_id, self.generation, self.host_name):
             raise LockError(
                 "RENEW_OWNER",

@@ -53,6 +53,8 @@ CODES: dict[str, int] = {
     "EBUSY": -errno.EBUSY,
     "EIO": -errno.EIO,
     "EPERM": -errno.EPERM,
+    "EACCES": -errno.EACCES,
+    "EROFS": -errno.EROFS,
     "ESRCH": -errno.ESRCH,
     "ETIMEDOUT": -errno.ETIMEDOUT,
 }
@@ -86,3 +88,13 @@ class InputError(ValueError):
 
     def as_dict(self) -> dict[str, object]:
         return {"name": "EINVAL", "code": CODES["EINVAL"], "message": str(self), "field": self.field}
+
+
+def read_only_error(exc: OSError) -> LockError | None:
+    """EROFS, or EPERM from a write (a block device set read-only), as "PATH is read-only"; else None.
+
+    Storage names the path in the OSError it raises (``filename``), so the message can say which."""
+    if exc.errno not in (errno.EROFS, errno.EPERM) or not exc.filename:
+        return None
+    return LockError("EROFS", f"{exc.filename} is read-only ({exc.strerror or exc}); make it writable "
+                              "(blockdev --setrw, or mount it read-write) or give another path")

@@ -69,8 +69,9 @@ class DeltaOwnerLiveness:
 
     def _read(self, host_id: int) -> tuple[bytes, Leader]:
         s = self.geometry.sector_size
-        raw = self.storage.read(self.offset + self.geometry.host_offset(host_id), s, self.io_timeout)
-        return raw, verify_delta_leader(raw, 0, self.space_name)
+        at = self.offset + self.geometry.host_offset(host_id)
+        raw = self.storage.read(at, s, self.io_timeout)
+        return raw, verify_delta_leader(raw, 0, self.space_name, at=at)
 
     def begin(self, leader: Leader) -> Watch:
         info = self.table.info(leader.owner_id) if self.table else None

@@ -221,17 +221,20 @@ def leader_checksum_ok(buf: bytes | memoryview, offset: int = 0) -> bool:
     return bool(checksum(buf[offset : offset + LEADER_CHECKSUM_LEN]) == stored)
 
 
-def verify_delta_leader(buf: bytes | memoryview, offset: int, space_name: str) -> Leader:
-    """Decode and check a delta record the way sanlock does; raise LEADER_* on failure."""
+def verify_delta_leader(buf: bytes | memoryview, offset: int, space_name: str, at: int | None = None) -> Leader:
+    """Decode and check a delta record the way sanlock does; raise LEADER_* on failure.
+
+    ``at``: the record's byte offset on the device, for messages (default: ``offset`` in ``buf``)."""
     ld = decode_leader(buf, offset)
+    where = f"delta record at byte {offset if at is None else at}"
     if ld.magic != DELTA_DISK_MAGIC:
-        raise LockError("LEADER_MAGIC", f"delta record at +{offset}: magic 0x{ld.magic:08x}, want 0x{DELTA_DISK_MAGIC:08x}")
+        raise LockError("LEADER_MAGIC", f"{where}: magic 0x{ld.magic:08x}, want 0x{DELTA_DISK_MAGIC:08x}")
     if ld.version >> 16 != DELTA_VERSION_MAJOR:
-        raise LockError("LEADER_VERSION", f"delta record at +{offset}: version 0x{ld.version:08x}")
+        raise LockError("LEADER_VERSION", f"{where}: version 0x{ld.version:08x}")
     if ld.space_name != space_name:
-        raise LockError("LEADER_LOCKSPACE", f"delta record at +{offset}: lockspace {ld.space_name!r}, want {space_name!r}")
+        raise LockError("LEADER_LOCKSPACE", f"{where}: lockspace {ld.space_name!r}, want {space_name!r}")
     if not leader_checksum_ok(buf, offset):
-        raise LockError("LEADER_CHECKSUM", f"delta record at +{offset}: checksum 0x{ld.checksum:08x} does not match")
+        raise LockError("LEADER_CHECKSUM", f"{where}: checksum 0x{ld.checksum:08x} does not match")
     return ld
 
 

@@ -174,13 +174,23 @@ class DirectStorage:
             def job() -> None:
                 with w.ensure_buffer(length) as view:
                     view[:] = data
-                    n = os.pwritev(w.fd, [view], offset)
+                    try:
+                        n = os.pwritev(w.fd, [view], offset)
+                    except OSError as exc:  # name the path: "PATH is read-only" (errors.read_only_error)
+                        raise OSError(exc.errno, exc.strerror, self.path) from None
                 if n != length:
                     raise OSError(5, f"short write: {n} of {length} bytes at {offset}")
 
             return job
 
         self._submit(job_for, timeout, f"write of {length} bytes at {offset}")
+
+    def stat(self) -> os.stat_result:
+        """What the open handle refers to (the daemon compares it with a client's access check)."""
+        with self._lock:
+            if self._worker is None:
+                raise LockError("ERROR", f"{self.path}: storage is closed")
+            return os.fstat(self._worker.fd)
 
     def close(self) -> None:
         with self._lock:

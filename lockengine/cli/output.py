@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from ..errors import CODES, InputError, LockError
+from ..errors import CODES, InputError, LockError, read_only_error
 
 
 def json_parent() -> argparse.ArgumentParser:
@@ -31,6 +31,8 @@ def error_document(exc: BaseException) -> dict[str, Any]:
     """The ``error`` object of docs/cli.md for any failure a verb can raise."""
     if isinstance(exc, (LockError, InputError)):
         return exc.as_dict()
+    if isinstance(exc, OSError) and (ro := read_only_error(exc)) is not None:
+        return ro.as_dict()
     if isinstance(exc, OSError) and exc.errno:
         name = errno.errorcode.get(exc.errno, "")
         code = CODES.get(name, -exc.errno)

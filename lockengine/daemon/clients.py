@@ -25,6 +25,8 @@ class PeerCred:
     pid: int
     uid: int
     gid: int
+    groups: tuple[int, ...] = ()  # supplementary groups (SO_PEERGROUPS), see authz.py
+    admin: bool = False  # root or the admin group (authz.py decides)
 
 
 def peer_cred(sock: socket.socket) -> PeerCred:
@@ -60,6 +62,8 @@ class Client:
     # may still use the leases, so they are kept (and the holder still counts) until it closes.
     pid_exited: bool = False
     processes: ProcessControl = field(default=SYSTEM_PROCESSES, repr=False)
+    gid: int = -1  # with groups: the credentials its killpath runs with
+    groups: tuple[int, ...] = ()
     # Guards pidfd: it is closed on exit while another thread may be signalling through it.
     _fd_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,7 +112,8 @@ class ClientRegistry:
             if old is not None and not old.gone:
                 raise LockError("EEXIST", f"pid {cred.pid} is already registered on another connection")
             pc = self.processes
-            client = Client(cred.pid, cred.uid, name or pc.name(cred.pid), conn_id, pc.open(cred.pid), processes=pc)
+            client = Client(cred.pid, cred.uid, name or pc.name(cred.pid), conn_id, pc.open(cred.pid), processes=pc,
+                            gid=cred.gid, groups=cred.groups)
             self._by_pid[cred.pid] = client
             self._by_conn[conn_id] = client
             return client

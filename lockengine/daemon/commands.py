@@ -9,6 +9,7 @@ a resource may also be given as sanlock's string ``LS:RES:PATH:OFF[:LVER|:SH]``.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
@@ -17,9 +18,12 @@ from .. import __version__
 from ..errors import InputError, LockError
 from ..ondisk import REQ_FORCE, REQ_GRACEFUL
 from ..strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
-from .protocol import VERSION, arg_bool, arg_int, arg_list, arg_str, arg_str_list
+from . import authz, paths
+from .clients import process_name
+from .protocol import ALIGN, CONTROL, VERSION, arg_bool, arg_int, arg_list, arg_offset, arg_str, arg_str_list
 
 if TYPE_CHECKING:
+    from .clients import Client
     from .engine import CallContext, Daemon
 
 Result = Union[dict[str, Any], "concurrent.futures.Future[dict[str, Any]]"]
@@ -38,13 +42,20 @@ def lockspace_spec(args: dict[str, Any]) -> LockspaceSpec:
         name=check_name(arg_str(args, "lockspace", max_len=64), "lockspace"),
         host_id=arg_int(args, "host_id", low=1, high=MAX_HOST_ID),
         path=check_path(arg_str(args, "path"), "path"),
-        offset=arg_int(args, "offset", 0, 0, MAX_OFFSET),
+        offset=arg_offset(args, "offset", MAX_OFFSET),
     )
 
 
 def resource_spec(item: object, field: str = "resources[]") -> ResourceSpec:
     if isinstance(item, str):
-        return parse_resource(item, field)
+        spec = parse_resource(item, field)
+        arg_str({field: spec.lockspace}, field, max_len=64)  # no control characters in names or paths
+        arg_str({field: spec.name}, field, max_len=64)
+        for disk in spec.disks:
+            arg_str({field: disk.path}, field)
+            if disk.offset % ALIGN:
+                raise InputError(f"{field} offset", disk.offset, f"give a multiple of 1 MiB ({ALIGN}), e.g. 1M")
+        return spec
     if not isinstance(item, dict):
         raise InputError(field, item, "give an object {lockspace, resource, path, offset[, lver][, shared]} or "
                                       "a string LS:RES:PATH:OFF[:LVER|:SH]")
@@ -52,7 +63,7 @@ def resource_spec(item: object, field: str = "resources[]") -> ResourceSpec:
     return ResourceSpec(
         lockspace=check_name(arg_str(item, "lockspace", max_len=64), "lockspace"),
         name=check_name(arg_str(item, "resource", max_len=64), "resource"),
-        disks=(Disk(check_path(arg_str(item, "path"), "path"), arg_int(item, "offset", 0, 0, MAX_OFFSET)),),
+        disks=(Disk(check_path(arg_str(item, "path"), "path"), arg_offset(item, "offset", MAX_OFFSET)),),
         lver=None if lver is None else arg_int(item, "lver"),
         shared=arg_bool(item, "shared"),
     )
@@ -68,7 +79,32 @@ def killpath_argv(args: dict[str, Any], name: str) -> list[str] | None:
         return None
     if not argv or not os.path.isabs(argv[0]):
         raise InputError(name, argv, "give [\"/absolute/program\", args...]")
+    arg_str({f"{name}[0]": argv[0]}, f"{name}[0]")  # the program's name appears in the log
     return argv
+
+
+def authorize_path(d: Daemon, ctx: CallContext, path: str, field: str) -> None:
+    """The caller may use ``path`` (paths.py), and the daemon's own handle is that same file."""
+    checked = paths.authorize_path(path, ctx.cred, d.config.path_prefixes, field)
+    stat = getattr(d.storages.get(path), "stat", None)
+    if callable(stat):
+        paths.check_same(path, checked, stat(), field)
+
+
+def authorize_specs(d: Daemon, ctx: CallContext, specs: list[ResourceSpec], field: str = "resources") -> None:
+    seen = set()
+    for i, spec in enumerate(specs):
+        for disk in spec.disks:
+            if disk.path not in seen:
+                seen.add(disk.path)
+                authorize_path(d, ctx, disk.path, f"{field}[{i}].path" if field == "resources" else f"{field}.path")
+
+
+def target_client(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Client:
+    """The caller's own registration, or the registered process ``pid`` if the caller may act on it."""
+    client = d.client_for(ctx, args)
+    authz.check_target(ctx.cred, client, d.config)
+    return client
 
 
 # --------------------------------------------------------------------------- handlers
@@ -80,9 +116,10 @@ def cmd_hello(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 
 def cmd_register(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
-    name = args.get("name")
-    if name is not None:
-        name = arg_str(args, "name", max_len=128)
+    # No control characters: names appear in status and the log. Without one, the process's comm,
+    # which the process sets itself (PR_SET_NAME), made printable.
+    name = (arg_str(args, "name", max_len=128) if args.get("name") is not None
+            else CONTROL.sub("?", process_name(ctx.cred.pid)))
     client = d.register(ctx, name, killpath_argv(args, "killpath"))
     return {"pid": client.pid, "name": client.name}
 
@@ -95,6 +132,7 @@ def cmd_killpath(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 def cmd_add_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     spec = lockspace_spec(args)
+    authorize_path(d, ctx, spec.path, "path")
     io = args.get("io_timeout")
     ls = d.add_lockspace(spec, None if io in (None, 0) else arg_int(args, "io_timeout", low=1, high=255))
     if arg_bool(args, "wait", True):
@@ -104,8 +142,9 @@ def cmd_add_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Resu
 
 def cmd_inq_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     ls = d.lockspace(arg_str(args, "lockspace"))
-    if "host_id" in args and args["host_id"] not in (None, 0) and args["host_id"] != ls.host_id:
-        raise LockError("ENOENT", f"lockspace {ls.name} is joined with host id {ls.host_id}, not {args['host_id']}")
+    host_id = arg_int(args, "host_id", 0, 0, MAX_HOST_ID)
+    if host_id and host_id != ls.host_id:
+        raise LockError("ENOENT", f"lockspace {ls.name} is joined with host id {ls.host_id}, not {host_id}")
     return ls.describe(detail=True)
 
 
@@ -117,32 +156,36 @@ def cmd_rem_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Resu
 
 def cmd_acquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     specs = resource_specs(args)
-    client = d.client_for(ctx, args)
+    client = target_client(d, ctx, args)
+    authorize_specs(d, ctx, specs)
     held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"))
     return {"pid": client.pid, "lver": held[0].lver,
             "resources": [{"resource": h.label, "lver": h.lver, "shared": h.spec.shared} for h in held]}
 
 
 def cmd_release(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
-    client = d.client_for(ctx, args)
+    client = target_client(d, ctx, args)
     specs = None if arg_bool(args, "all") else resource_specs(args)
     done = d.resources.release(client, specs)
     return {"pid": client.pid, "released": [h.label for h in done]}
 
 
 def cmd_inquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
-    client = d.client_for(ctx, args)
+    client = target_client(d, ctx, args)
     return {"pid": client.pid, "resources": [h.label for h in d.resources.of_client(client)]}
 
 
 def cmd_request(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     spec = resource_spec(args.get("resource"), "resource")
     mode = args.get("force_mode", REQ_FORCE)
-    if isinstance(mode, bool) or mode not in FORCE_MODES:
+    if not isinstance(mode, (int, str)) or isinstance(mode, bool) or mode not in FORCE_MODES:
         raise InputError("force_mode", mode, "use \"graceful\" (2), \"force\" (1) or 0 (clear the request)")
     lver = args.get("lver", spec.lver)
     if lver is not None:
         lver = arg_int({"lver": lver}, "lver")
+    holders = [h.client for h in d.resources.all() if h.key == (spec.lockspace, spec.name)]
+    authz.check_request(ctx.cred, f"{spec.lockspace}:{spec.name}", holders, d.config)
+    authorize_specs(d, ctx, [spec], "resource")
     return d.request(spec, lver, FORCE_MODES[mode])
 
 
@@ -178,7 +221,17 @@ def cmd_renewal(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 
 def cmd_log_dump(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
-    return {"lines": d.ring.dump() if d.ring is not None else []}
+    """The newest lines that fit in half a connection's output bound (the whole ring is ~2 MB)."""
+    lines = d.ring.dump() if d.ring is not None else []
+    budget = d.config.max_output_bytes // 2
+    keep = len(lines)
+    while keep:
+        cost = len(json.dumps(lines[keep - 1])) + 1  # as the reply will encode it, with its comma
+        if cost > budget:
+            break
+        budget -= cost
+        keep -= 1
+    return {"lines": lines[keep:], "omitted": keep}
 
 
 def cmd_set_event(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:

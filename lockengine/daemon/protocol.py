@@ -11,10 +11,12 @@ Pure code: framing limits, encoding, argument checking. No sockets here.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from ..errors import CODES, NAMES, InputError, LockError
+from ..errors import CODES, NAMES, InputError, LockError, read_only_error
 
 VERSION = 1
 # Where a client finds the daemon: $LOCKENGINE_RUN_DIR (default /run/lockengine) / lockengined.sock.
@@ -24,6 +26,10 @@ SOCKET_NAME = "lockengined.sock"
 # A request carries at most 8 resources with paths < 1024 bytes; 64 KiB leaves room and bounds
 # what one misbehaving client can make the daemon buffer.
 MAX_REQUEST = 64 * 1024
+ALIGN = 1 << 20  # every lease area starts at a multiple of the smallest align size (facts §0)
+# C0/C1 controls and DEL: a newline in a name would forge a line of ``client status`` or of the log.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class ProtocolError(Exception):
@@ -49,6 +55,31 @@ class Request:
     id: Any = None
 
 
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number; give a finite number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range; give a finite number")
+    return value
+
+
+def _check_strings(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse lone surrogates (not encodable as UTF-8) anywhere in the request, naming where."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise ProtocolError(f"{where} holds a lone UTF-16 surrogate; give valid Unicode text", where)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_strings(k, where, depth + 1)
+            _check_strings(v, f"{where}.{k}" if where else str(k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_strings(v, f"{where}[{i}]", depth + 1)
+
+
 def decode_request(line: bytes) -> Request:
     """Parse one line (without its newline). Raises ProtocolError naming what is wrong."""
     try:
@@ -56,12 +87,18 @@ def decode_request(line: bytes) -> Request:
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"request is not UTF-8 (byte {exc.start})") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"request is not JSON: {exc}"[:300]) from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"request must be a JSON object, got {type(obj).__name__}")
     rid = obj.get("id")
+    try:
+        _check_strings(obj, "")
+    except ProtocolError as exc:
+        raise ProtocolError(exc.message, exc.field, None) from None
+    if not (rid is None or isinstance(rid, (int, str)) and not isinstance(rid, bool)):
+        raise ProtocolError("\"id\" must be a number or a string", "id")
     version = obj.get("v", VERSION)
     if version != VERSION:
         raise ProtocolError(f"protocol version {version!r} is not supported; this daemon speaks {VERSION}", "v", rid)
@@ -83,18 +120,20 @@ def encode_request(cmd: str, args: dict[str, Any], request_id: Any = None) -> by
 
 def encode_reply(request_id: Any, result: dict[str, Any]) -> bytes:
     msg = {"v": VERSION, "id": request_id, "ok": True, "result": result}
-    return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
+    return json.dumps(msg, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
 
 
 def encode_error(request_id: Any, error: dict[str, object]) -> bytes:
     msg = {"v": VERSION, "id": request_id, "ok": False, "error": error}
-    return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
+    return json.dumps(msg, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
 
 
 def error_dict(exc: BaseException) -> dict[str, object]:
     """The wire form of any failure; unknown exceptions become ERROR (-201)."""
     if isinstance(exc, (LockError, InputError, ProtocolError)):
         return exc.as_dict()
+    if isinstance(exc, OSError) and (ro := read_only_error(exc)) is not None:
+        return ro.as_dict()
     if isinstance(exc, OSError) and exc.errno and -exc.errno in NAMES:
         return {"name": NAMES[-exc.errno], "code": -exc.errno, "message": str(exc)}
     return {"name": "ERROR", "code": CODES["ERROR"], "message": f"{type(exc).__name__}: {exc}"}
@@ -109,6 +148,17 @@ def arg_str(args: dict[str, Any], name: str, default: str | None = None, max_len
         raise InputError(name, None, f"give \"{name}\" (a string)")
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise InputError(name, value, f"give a non-empty string of at most {max_len} characters")
+    if CONTROL.search(value):
+        raise InputError(name, value, "give text without control characters (newline, tab, escape...)")
+    return value
+
+
+def arg_offset(args: dict[str, Any], name: str, high: int) -> int:
+    """A lease area's byte offset: a multiple of 1 MiB, refused here rather than at the first I/O."""
+    value = arg_int(args, name, 0, 0, high)
+    if value % ALIGN:
+        raise InputError(name, value, f"give a multiple of 1 MiB ({ALIGN}), e.g. 0 or 1048576; lease areas start "
+                                      "on align-size boundaries")
     return value
 
 

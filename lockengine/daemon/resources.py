@@ -1,7 +1,9 @@
 """Resource leases held through this daemon, each on behalf of one registered client process.
 
 A lease is reserved in the table before its ballot runs, so two clients of this daemon never race
-for the same resource (the second gets EEXIST, as with sanlock). A client's leases are released on
+for the same resource (the second gets EEXIST, as with sanlock). A shared lease this host already
+holds is shared by further local processes without another ballot (as sanlock allows); the host's
+mode block is cleared on disk only when the last of them releases it. A client's leases are released on
 disk when it exits — unless their lockspace has failed: then nothing is written, and other hosts
 take the leases once our host counts as dead (facts §10).
 """
@@ -89,23 +91,27 @@ class ResourceManager:
         self.storages = storages
         self.runtime = runtime
         self._lockspace = lockspace
-        self._held: dict[tuple[str, str], Held] = {}
+        self._held: dict[tuple[str, str], Held] = {}  # the holder that won the lease on disk
+        self._sharers: dict[tuple[str, str], list[Held]] = {}  # more local holders of a shared one
         self._lock = threading.Lock()
         self._geometry: dict[tuple[str, int], Geometry] = {}
 
     # ------------------------------------------------------------------ queries
 
+    def _every(self) -> list[Held]:
+        return [*self._held.values(), *(h for hs in self._sharers.values() for h in hs)]
+
     def all(self) -> list[Held]:
         with self._lock:
-            return list(self._held.values())
+            return self._every()
 
     def of_client(self, client: Client) -> list[Held]:
         with self._lock:
-            return [h for h in self._held.values() if h.client is client]
+            return [h for h in self._every() if h.client is client]
 
     def in_lockspace(self, name: str) -> list[Held]:
         with self._lock:
-            return [h for h in self._held.values() if h.spec.lockspace == name]
+            return [h for h in self._every() if h.spec.lockspace == name]
 
     def _joined(self, name: str) -> Lockspace:
         ls = self._lockspace(name)
@@ -158,24 +164,39 @@ class ResourceManager:
             log.debug("r %s: acquired for pid %d", h.label, client.pid)
         return reserved
 
+    def _can_share(self, spec: ResourceSpec, other: Held, client: Client) -> bool:
+        """A shared request joins a shared lease this host holds (same disk), once per process."""
+        return (spec.shared and other.spec.shared and other.state == HELD and other.lease is not None
+                and other.spec.disks == spec.disks
+                and all(h.client is not client for h in [other, *self._sharers.get(other.key, [])]))
+
     def _reserve(self, client: Client, specs: list[ResourceSpec]) -> list[Held]:
         with self._lock:
             keys = set()
+            out = []
             for spec in specs:
                 key = (spec.lockspace, spec.name)
-                if key in self._held or key in keys:
-                    other = self._held.get(key)
+                other = self._held.get(key)
+                if key in keys or other is not None and not self._can_share(spec, other, client):
                     who = f"pid {other.client.pid}" if other is not None else "this same request"
                     raise LockError("EEXIST", f"{spec.lockspace}:{spec.name} is already held or being acquired "
                                               f"on this host by {who}")
                 keys.add(key)
-            out = [Held(spec, client) for spec in specs]
+                if other is not None:  # a sharer: the lease is already ours on disk
+                    out.append(Held(spec, client, lease=other.lease, lver=other.lver))
+                else:
+                    out.append(Held(spec, client))
             for h in out:
-                self._held[h.key] = h
+                if h.lease is not None:
+                    self._sharers.setdefault(h.key, []).append(h)
+                else:
+                    self._held[h.key] = h
             return out
 
     def _acquire_one(self, h: Held, nowait: bool, abort: threading.Event) -> None:
         ls = self._joined(h.spec.lockspace)
+        if h.lease is not None:  # sharing a lease this host holds: no ballot
+            return
         storage = self.storages.get(h.spec.path)
         gkey = (h.spec.path, h.spec.offset)
         lease = PaxosLease(
@@ -190,9 +211,28 @@ class ResourceManager:
         if abort.is_set():  # failed or being removed while the ballot ran: it must not count
             raise LockError("ENOSPC", f"lockspace {ls.name!r} failed or is being removed on this host")
 
+    def _last_holder(self, h: Held) -> bool:
+        """Under the lock: True when ``h`` is the only local holder left (its release goes to disk).
+
+        A sharer is forgotten here; a winner with sharers hands the lease to the first of them."""
+        sharers = self._sharers.get(h.key, [])
+        if h in sharers:
+            sharers.remove(h)
+        elif self._held.get(h.key) is h and sharers:
+            self._held[h.key] = sharers.pop(0)
+        else:
+            return self._held.get(h.key) is h
+        if not sharers:
+            self._sharers.pop(h.key, None)
+        return False
+
     def _undo(self, h: Held) -> None:
+        with self._lock:
+            last = self._last_holder(h)
         ls = self._lockspace(h.spec.lockspace)
-        if ls is None or ls.state != JOINED:
+        if not last:
+            pass  # another local process still shares this lease
+        elif ls is None or ls.state != JOINED:
             # Our host id lease is lost: a write now could land after another host took over.
             log.warning("r %s: not released on disk after a failed acquire (lockspace %s)", h.label,
                         "gone" if ls is None else ls.state)
@@ -211,12 +251,15 @@ class ResourceManager:
         """Release the named leases of ``client`` (all of them when ``specs`` is None)."""
         with self._lock:
             if specs is None:
-                todo = [h for h in self._held.values() if h.client is client and h.state == HELD]
+                todo = [h for h in self._every() if h.client is client and h.state == HELD]
             else:
                 todo = []
                 for spec in specs:
-                    h = self._held.get((spec.lockspace, spec.name))
-                    if h is None or h.client is not client or h.state != HELD:
+                    key = (spec.lockspace, spec.name)
+                    mine = [x for x in [self._held.get(key), *self._sharers.get(key, [])]
+                            if x is not None and x.client is client]
+                    h = mine[0] if mine else None
+                    if h is None or h.state != HELD:
                         raise LockError("ENOENT", f"{spec.lockspace}:{spec.name} is not held by pid {client.pid}")
                     todo.append(h)
             for h in todo:
@@ -238,7 +281,7 @@ class ResourceManager:
         Returns the leases released on disk (not those dropped because their lockspace failed)."""
         with self._lock:
             todo = []
-            for h in self._held.values():
+            for h in self._every():
                 if h.client is client:
                     if h.state == HELD:
                         todo.append(h)
@@ -253,6 +296,11 @@ class ResourceManager:
 
     def _release_on_disk(self, h: Held) -> bool:
         """Release ``h`` and forget it; False when its lockspace is lost and nothing was written."""
+        with self._lock:
+            last = self._last_holder(h)
+        if not last:
+            log.debug("r %s: pid %d stops sharing it; other local holders keep it", h.label, h.client.pid)
+            return True
         try:
             ls = self._lockspace(h.spec.lockspace)
             if ls is None or ls.state != JOINED:
@@ -277,6 +325,9 @@ class ResourceManager:
             for key in [k for k, h in self._held.items() if h.spec.lockspace == name]:
                 self._held[key].state = ORPHAN
                 del self._held[key]
+            for key in [k for k in self._sharers if k[0] == name]:
+                for h in self._sharers.pop(key):
+                    h.state = ORPHAN
 
     # ------------------------------------------------------------------ requests
 

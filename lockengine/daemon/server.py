@@ -6,6 +6,14 @@ socketpair. A line longer than MAX_REQUEST gets an error reply and the connectio
 is no way to find the next request boundary cheaply); bad JSON on a line gets an error reply and the
 connection stays usable. Registered clients' pidfds are watched by the same selector, so a client's
 exit is seen at once even when a child inherited its socket.
+
+What one client can cost is bounded: at most ``max_connections`` connections (one more gets an
+EAGAIN line and is closed), at most MAX_REQUEST + RECV_SIZE bytes of unread requests, and a
+connection whose unsent replies pass ``max_output_bytes`` is dropped (one log line): a client that
+does not read its replies cannot make the daemon hold more than that for it. When
+accept fails for lack of descriptors (EMFILE/ENFILE) the listener is taken out of the selector for
+ACCEPT_PAUSE seconds (or until a connection closes) instead of spinning on it. A connection shut
+for writing (SHUT_WR) still gets the replies to the requests it sent.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ import os
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import authz
+from .authz import Refused
 from .clients import Client, PeerCred, peer_cred
 from .engine import CallContext, Daemon
 from .log import get_logger
@@ -37,7 +48,9 @@ from .protocol import (
 log = get_logger("server")
 
 RECV_SIZE = 65536
-OUT_LIMIT = 1 << 20  # unread replies buffered per connection before we stop taking its requests
+ACCEPT_PAUSE = 0.5  # seconds the listener rests after EMFILE/ENFILE
+LOG_EVERY = 10.0  # seconds between two log lines of one recurring refusal
+TURN = 32  # requests of one connection handled before the others get their turn
 
 
 @dataclass(eq=False)
@@ -50,12 +63,32 @@ class Conn:
     busy: bool = False
     closing: bool = False
     closed: bool = False
+    eof: bool = False  # the peer shut its side for writing: answer what it sent, then close
     events: int = 0
     request_id: Any = None
 
 
 class _Listener:
     pass
+
+
+class RateLimitedLog:
+    """One log line per LOG_EVERY seconds for a recurring condition, with the count in between."""
+
+    def __init__(self, every: float = LOG_EVERY) -> None:
+        self.every = every
+        self.last = -every
+        self.suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.suppressed += 1
+            return
+        more = f" ({self.suppressed} more since the last such line)" if self.suppressed else ""
+        log.warning(msg + more, *args)
+        self.last = now
+        self.suppressed = 0
 
 
 class _Waker:
@@ -106,6 +139,13 @@ class Server:
         self._listen_key = _Listener()
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._waker)
+        self.max_connections = daemon.config.max_connections
+        self.max_output = daemon.config.max_output_bytes
+        self.admin_gid = authz.admin_gid(daemon.config)
+        self._accept_paused_until: float | None = None
+        self._fd_log = RateLimitedLog()
+        self._more: collections.deque[Conn] = collections.deque()  # connections whose turn ended with lines left
+        self._cap_log = RateLimitedLog()
 
     # ------------------------------------------------------------------ thread-safe entry points
 
@@ -131,7 +171,17 @@ class Server:
         self._loop_ident = threading.get_ident()
         try:
             while not self._stop:
-                for key, mask in self.sel.select():
+                timeout = None
+                if self._accept_paused_until is not None:
+                    timeout = max(0.0, self._accept_paused_until - time.monotonic())
+                    if timeout == 0.0:
+                        self._resume_accept()
+                        timeout = None
+                if self._more:
+                    timeout = 0.0
+                    for conn in [self._more.popleft() for _ in range(len(self._more))]:
+                        self._process(conn)
+                for key, mask in self.sel.select(timeout):
                     data = key.data
                     if data is self._listen_key:
                         self._accept()
@@ -167,12 +217,22 @@ class Server:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    log.error("accept: %s; refusing connections until a descriptor is free", exc)
+                    self._fd_log.warning("accept: %s; not accepting for %.1f s or until a connection closes",
+                                         exc.strerror, ACCEPT_PAUSE)
+                    self._pause_accept()
                 return
             sock.setblocking(False)
             try:
-                cred = peer_cred(sock)
+                cred = authz.caller_cred(sock, peer_cred(sock), self.admin_gid)
             except OSError:
+                sock.close()
+                continue
+            if len(self.conns) >= self.max_connections:
+                self._cap_log.warning("connection from pid %d uid %d refused: %d connections open (max_connections)",
+                                      cred.pid, cred.uid, len(self.conns))
+                with contextlib.suppress(OSError):
+                    sock.send(encode_error(None, {"name": "EAGAIN", "code": -11, "message": (
+                        f"the daemon serves at most {self.max_connections} connections at once; try again")}))
                 sock.close()
                 continue
             conn = Conn(self._next_id, sock, cred)
@@ -180,13 +240,23 @@ class Server:
             self.conns[conn.id] = conn
             self._set_events(conn)
 
+    def _pause_accept(self) -> None:
+        if self._accept_paused_until is None:
+            self.sel.unregister(self.listener)
+        self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+
+    def _resume_accept(self) -> None:
+        if self._accept_paused_until is not None and not self._stop:
+            self._accept_paused_until = None
+            self.sel.register(self.listener, selectors.EVENT_READ, self._listen_key)
+
     def _set_events(self, conn: Conn) -> None:
         if conn.closed:
             return
         want = 0
-        # Stop reading while a request is in flight and a full request is already buffered, or
-        # while the peer does not read its replies.
-        if not conn.closing and len(conn.outbuf) < OUT_LIMIT and (not conn.busy or len(conn.inbuf) <= MAX_REQUEST):
+        # Stop reading while a full request is already buffered: it waits for the one in flight or
+        # for its connection's next turn.
+        if not conn.closing and not conn.eof and len(conn.inbuf) <= MAX_REQUEST:
             want |= selectors.EVENT_READ
         if conn.outbuf:
             want |= selectors.EVENT_WRITE
@@ -209,14 +279,23 @@ class Server:
             self._close(conn)
             return
         if not data:
-            self._close(conn)
+            # Half-closed (SHUT_WR) or gone: either way no more requests; answer those received.
+            conn.eof = True
+            if conn.inbuf.strip() and not conn.inbuf.endswith(b"\n"):
+                conn.inbuf += b"\n"
             return
         conn.inbuf += data
 
     def _process(self, conn: Conn) -> None:
         # Inline commands reply from inside this loop (_post -> _deliver), so it just goes on with
         # the next line: no recursion however many requests a client pipelines.
-        while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < OUT_LIMIT:
+        turn = 0
+        while not conn.busy and not conn.closing and not conn.closed:
+            turn += 1
+            if turn > TURN:  # a client pipelining thousands of requests must not starve the others
+                if b"\n" in conn.inbuf and conn not in self._more:
+                    self._more.append(conn)
+                break
             nl = conn.inbuf.find(b"\n")
             if nl < 0 or nl > MAX_REQUEST:
                 if len(conn.inbuf) > MAX_REQUEST:
@@ -236,10 +315,20 @@ class Server:
             except ProtocolError as exc:
                 self._deliver(conn, encode_error(exc.request_id, exc.as_dict()))
                 continue
+            try:
+                authz.check_command(conn.cred, req.cmd, self.daemon.config)
+            except Refused as exc:
+                self._deliver(conn, encode_error(req.id, exc.as_dict()))
+                continue
             conn.busy = True
             conn.request_id = req.id
             ctx = CallContext(conn.id, conn.cred, self._watch)
             self.daemon.dispatch(ctx, req, self._replier(conn, req.id))
+        if conn.closed:
+            return
+        if conn.eof and not conn.busy and not conn.outbuf and b"\n" not in conn.inbuf:
+            self._close(conn)
+            return
         self._set_events(conn)
 
     def _replier(self, conn: Conn, request_id: Any) -> Callable[[dict[str, Any] | BaseException], None]:
@@ -259,6 +348,10 @@ class Server:
         conn.busy = False
         conn.outbuf += data
         self._flush(conn)
+        if not conn.closed and len(conn.outbuf) > self.max_output:
+            log.warning("pid %d (uid %d) does not read its replies: %d bytes unsent (max_output_bytes %d); "
+                        "connection dropped", conn.cred.pid, conn.cred.uid, len(conn.outbuf), self.max_output)
+            self._close(conn)
 
     def _flush(self, conn: Conn) -> None:
         while conn.outbuf:
@@ -270,7 +363,7 @@ class Server:
                 self._close(conn)
                 return
             del conn.outbuf[:sent]
-        if conn.closing and not conn.outbuf:
+        if not conn.outbuf and (conn.closing or conn.eof and not conn.busy and b"\n" not in conn.inbuf):
             self._close(conn)
             return
         self._set_events(conn)
@@ -284,6 +377,7 @@ class Server:
             conn.events = 0
         conn.sock.close()
         self.conns.pop(conn.id, None)
+        self._resume_accept()  # a descriptor is free again
         self.daemon.connection_closed(conn.id)
 
     # ------------------------------------------------------------------ pidfds
@@ -306,6 +400,7 @@ class Server:
             if isinstance(key.data, Client):
                 key.data.close_pidfd()
         self.sel.close()
+        self._accept_paused_until = None
         self.listener.close()
         self._wake_r.close()
         self._wake_w.close()
