@@ -11,7 +11,7 @@ tarball before the link exists). This tool copies what the collection ships into
     python tools/build_collection.py --assemble-only /tmp/coll       # the copy only (ansible-test sanity)
     python tools/build_collection.py --assemble-only /tmp/coll --no-engine
 
-The tarball holds galaxy.yml, docs/, roles/, plugins/, meta/, changelogs/ and the engine payload
+The tarball holds galaxy.yml, docs/, roles/, plugins/, meta/, playbooks/, changelogs/ and the engine payload
 ``lockengine/`` (the engine role installs it on hosts); never devkit/, tests/, molecule/ or bytecode.
 """
 
@@ -33,6 +33,7 @@ CONTENT = (
     ("roles", "roles"),
     ("collection/plugins", "plugins"),
     ("collection/meta", "meta"),
+    ("collection/playbooks", "playbooks"),
     ("changelogs", "changelogs"),
     ("CHANGELOG.rst", "CHANGELOG.rst"),
     ("LICENSE", "LICENSE"),

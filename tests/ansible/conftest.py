@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MODULES = ("host_status", "lease", "lease_info", "lockspace", "resource", "watchdog_info")
-FILTERS = ("assign_host_ids", "lease_offset")
+FILTERS = ("assign_host_ids", "cluster_view_table", "lease_offset")
 ROLES = ("engine", "lockspace", "watchdog")
 FQCN = "lockengine.cluster"
 
