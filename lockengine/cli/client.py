@@ -57,6 +57,24 @@ def _ok(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
 # --------------------------------------------------------------------------- verbs
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Always exits 0 with lockengine_up 0 when the daemon does not answer: that is a metric, not an error."""
+    from .. import metrics
+
+    c = _client(args)  # not `with`: connecting is part of what is measured
+    try:
+        text = metrics.render(metrics.collect(c, args.audit_log))
+    finally:
+        c.close()
+    if args.output:
+        metrics.write_textfile(args.output, text)
+        return _ok(args, {"output": args.output}, "")
+    if getattr(args, "json", False):
+        return _ok(args, {"text": text}, "")
+    sys.stdout.write(text)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as c:
         st = c.status(detail=args.detail)
@@ -276,6 +294,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             p.add_argument("-D", dest="detail", action="store_true", help="more detail")
 
     verb("log_dump", cmd_log_dump, "the daemon's in-memory log")
+
+    p = verb("metrics", cmd_metrics, "Prometheus metrics (text format; node_exporter's textfile collector)")
+    p.add_argument("--audit-log", default="/var/log/lockengine/force-release.log",
+                   help="force-release log to count (absent: none counted)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically instead of stdout (*.prom)")
 
     for name, handler, text in (("acquire", cmd_acquire, "acquire leases for registered process PID"),
                                 ("release", cmd_release, "release leases of registered process PID")):

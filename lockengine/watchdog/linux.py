@@ -16,7 +16,7 @@ import stat
 import struct
 
 from ..errors import LockError
-from .sysfs import sysfs_entry_for
+from .sysfs import holders_of, last_boot_was_watchdog_reset, sysfs_entry_for
 
 log = logging.getLogger("lockengine.watchdog")
 
@@ -125,15 +125,17 @@ class LinuxWatchdog:
                 ) from None
             raise _wd_error(f"cannot open watchdog FIFO {path}: {e.strerror}") from None
 
-    @staticmethod
-    def _open_device(path: str) -> int:
+    def _open_device(self, path: str) -> int:
         try:
             return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as e:
             if e.errno == errno.EBUSY:
+                holders = holders_of(path, self.sysfs_root)
+                who = ", ".join(f"pid {h['pid']} ({h['comm']})" for h in holders) or "another process"
                 raise _wd_error(
-                    f"watchdog device {path} is already open by another process (wdmd, watchdog, or systemd's "
-                    "RuntimeWatchdogSec=); stop it or choose another /dev/watchdogN"
+                    f"watchdog device {path} is already open by {who} (wdmd, watchdog, or systemd's "
+                    "RuntimeWatchdogSec=); only one process may open it: stop that one or choose another "
+                    "/dev/watchdogN"
                 ) from None
             raise _wd_error(f"cannot open watchdog device {path}: {e.strerror}") from None
 
@@ -166,6 +168,8 @@ class LinuxWatchdog:
         entry = sysfs_entry_for(self._path(), self.sysfs_root)
         if entry is not None and entry.get("nowayout") == 1:
             self._warn("nowayout is set: even a clean shutdown cannot disarm it; something must keep petting it")
+        if entry is not None and last_boot_was_watchdog_reset(entry):
+            self._warn("the last boot was a reset by this watchdog (bootstatus has WDIOF_CARDRESET)")
 
     def _set_timeout(self) -> int:
         fd = self.fd

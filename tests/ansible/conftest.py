@@ -1,7 +1,7 @@
 """Fixtures for the collection tests.
 
-The collection is built once per session from the repository (absolute path: a relative one drops the
-plugins/ and meta/ symlinks) and installed from the tarball into a private collections path with a
+The collection is built once per session by tools/build_collection.py (from an assembled copy with real
+plugins/ and meta/ directories) and installed from the tarball into a private collections path with a
 private ANSIBLE_HOME, never into ~/.ansible. Module code is imported from the source tree through a
 private ``ansible_collections/lockengine/cluster`` link, so unit tests need no build.
 """
@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 MODULES = ("host_status", "lease", "lease_info", "lockspace", "resource", "watchdog_info")
-FILTERS = ("assign_host_ids", "lease_offset")
+FILTERS = ("assign_host_ids", "cluster_view_table", "lease_offset")
 ROLES = ("engine", "lockspace", "watchdog")
 FQCN = "lockengine.cluster"
 
@@ -96,8 +96,10 @@ def base_env(home: Path, collections: Path | None) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def built_collection(tmp_path_factory: pytest.TempPathFactory, ansible_home: Path) -> Path:
     out = tmp_path_factory.mktemp("build")
-    proc = run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)],
-               env=base_env(ansible_home, None))
+    # From an assembled copy with real plugins/ and meta/ (tools/build_collection.py), never from the
+    # repository, whose symlinked plugins/ and meta/ would travel as links.
+    proc = run([sys.executable, str(REPO / "tools" / "build_collection.py"), "--output-path", str(out),
+                "--galaxy", tool("ansible-galaxy")], env=base_env(ansible_home, None))
     assert proc.returncode == 0, explain(proc)
     tarballs = sorted(out.glob("lockengine-cluster-*.tar.gz"))
     assert len(tarballs) == 1, f"expected one tarball in {out}: {tarballs}"
@@ -107,9 +109,12 @@ def built_collection(tmp_path_factory: pytest.TempPathFactory, ansible_home: Pat
 @pytest.fixture(scope="session")
 def collections_path(built_collection: Path, tmp_path_factory: pytest.TempPathFactory, ansible_home: Path) -> Path:
     dest = tmp_path_factory.mktemp("collections")
+    # The collections path is the configured one, as a user's would be: then any warning is a fault.
     proc = run([tool("ansible-galaxy"), "collection", "install", "--offline", "-p", str(dest), str(built_collection)],
-               env=base_env(ansible_home, None))
+               env=base_env(ansible_home, dest))
     assert proc.returncode == 0, explain(proc)
+    # No warning at all: in particular not "does not have requires_ansible metadata" (symlinked meta/).
+    assert "WARNING" not in proc.stdout + proc.stderr, explain(proc)
     return dest
 
 

@@ -21,13 +21,14 @@ YAML_PATHS = ["roles", "molecule", "galaxy.yml", ".ansible-lint", "collection/me
 def test_ansible_lint_production_profile(ansible_env: dict[str, str]) -> None:
     # The installed collection resolves lockengine.cluster.* FQCNs and the action group for lint's syntax check.
     proc = run([tool("ansible-lint"), "--offline", "-f", "pep8", "--profile", "production", "roles", "molecule",
-                "galaxy.yml"], env=ansible_env, cwd=REPO, timeout=900)
+                "collection/playbooks", "galaxy.yml"], env=ansible_env, cwd=REPO, timeout=900)
     assert proc.returncode == 0, explain(proc)
     summary = re.search(r"(\d+) failure\(s\), (\d+) warning\(s\) in (\d+) files processed", proc.stdout + proc.stderr)
     assert summary, explain(proc)
     failures, _warnings, files = map(int, summary.groups())
     assert failures == 0
-    role_and_play_files = [p for p in (REPO / "roles").rglob("*.yml")] + list((REPO / "molecule").rglob("*.yml"))
+    role_and_play_files = [p for p in (REPO / "roles").rglob("*.yml")] + list((REPO / "molecule").rglob("*.yml")) \
+        + list((REPO / "collection" / "playbooks").rglob("*.yml"))
     assert files >= len(role_and_play_files), f"lint saw {files} files, the roles and molecule have {len(role_and_play_files)}"
 
 

@@ -130,7 +130,7 @@ def test_watchdog_devices_from_sysfs_and_dev_without_opening_them(tmp_path: Path
     sysfs, dev = tmp_path / "sys", tmp_path / "dev"
     dev.mkdir()
     _sysfs_device(sysfs, "watchdog1", identity="Software Watchdog", timeout="60", state="inactive",
-                  nowayout="0", bootstatus="0x20", dev="247:1")
+                  nowayout="0", bootstatus="32", options="0x8180", dev="247:1")  # as the kernel prints them
     _sysfs_device(sysfs, "watchdog0", identity="iTCO_wdt", timeout="30", state="active", nowayout="1")
     os.mkfifo(dev / "watchdog10")  # the harness's virtual watchdog: a FIFO, no sysfs
     (dev / "watchdog").write_text("")  # neither device nor FIFO
@@ -140,10 +140,41 @@ def test_watchdog_devices_from_sysfs_and_dev_without_opening_them(tmp_path: Path
     assert (wd0["kind"], wd0["sysfs"], wd0["timeout"], wd0["nowayout"], wd0["state"]) == \
         ("missing", True, 30, True, "active")
     assert (wd1["identity"], wd1["timeout"], wd1["bootstatus"], wd1["dev"]) == ("Software Watchdog", 60, 32, "247:1")
+    assert (wd1["options"], wd1["timeout_settable"], wd1["last_boot_watchdog_reset"]) == (0x8180, True, True)
+    assert (wd0["options"], wd0["timeout_settable"], wd0["last_boot_watchdog_reset"]) == (None, None, None)
     assert (fifo["kind"], fifo["sysfs"], fifo["timeout"]) == ("fifo", False, None)
     assert legacy["kind"] == "other"
     only = watchdog_info.list_devices(str(sysfs), str(dev), only=str(dev / "watchdog10"))
     assert [d["kind"] for d in only] == ["fifo"]
+
+
+def test_watchdog_fire_timeout_check() -> None:
+    base = {"kind": "char", "timeout": 30, "options": 0x8180, "timeout_settable": True,
+            "min_timeout": 1, "max_timeout": 65535}
+    check = watchdog_info.fire_timeout_check
+    assert check(dict(base, timeout=60), 60) == (True, "its timeout is 60 s")
+    assert check(base, 60)[0] is True and "WDIOC_SETTIMEOUT" in check(base, 60)[1]
+    assert check(dict(base, max_timeout=0), 60)[0] is True  # 0: the driver gives no maximum
+    assert check(dict(base, max_timeout=40), 60) == (False, "the driver's largest timeout is 40 s")
+    assert check(dict(base, min_timeout=90), 60) == (False, "the driver's smallest timeout is 90 s")
+    assert check(dict(base, options=0x8100, timeout_settable=False), 60)[0] is False
+    assert check(dict(base, options=None, timeout_settable=None), 60)[0] is False
+    assert check(dict(base, kind="fifo"), 60)[0] is None
+
+
+def test_watchdog_holders_without_opening(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    null = os.stat("/dev/null").st_rdev
+    for pid, comm, target in ((7, "wdmd", "/dev/null"), (9, "bash", str(tmp_path))):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        (proc / str(pid) / "fd" / "3").symlink_to(target)
+    numbers = {(os.major(null), os.minor(null))}
+    assert watchdog_info.holders(numbers, str(proc)) == [{"pid": 7, "comm": "wdmd"}]
+    assert watchdog_info.holders(set(), str(proc)) == []
+    # watchdog0 and the legacy /dev/watchdog (10:130) are one device
+    assert watchdog_info._numbers({"name": "watchdog0", "dev": "247:0"}, []) == {(247, 0), (10, 130)}
+    assert watchdog_info._numbers({"name": "watchdog1", "dev": "247:1"}, []) == {(247, 1)}
 
 
 def test_softdog_detection(tmp_path: Path) -> None:

@@ -24,16 +24,11 @@ TEST_HOME = REPO / "build" / "ansible-test-home"
 
 
 def assemble(dest: Path) -> Path:
-    """galaxy.yml, docs/, roles/ and collection/{plugins,meta} as plain directories."""
-    root = dest / "ansible_collections" / "lockengine" / "cluster"
-    root.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copy2(REPO / "galaxy.yml", root / "galaxy.yml")
-    for name in ("docs", "roles"):
-        shutil.copytree(REPO / name, root / name, symlinks=False, ignore=ignore)
-    for name in ("plugins", "meta"):
-        shutil.copytree(REPO / "collection" / name, root / name, symlinks=False, ignore=ignore)
-    return root
+    """The collection as tools/build_collection.py assembles it, without the engine payload."""
+    proc = run([sys.executable, str(REPO / "tools" / "build_collection.py"), "--assemble-only", str(dest),
+                "--no-engine"])
+    assert proc.returncode == 0, explain(proc)
+    return Path(proc.stdout.strip())
 
 
 def pip_bootstrap_version() -> str:

@@ -16,7 +16,7 @@ options:
     description:
       - Path of the C(lockengine) executable on the managed host.
       - When unset, C(lockengine) is searched in E(PATH) (and the sbin directories), then
-        C(/opt/lockengine/bin/lockengine), where the role M(lockengine.cluster.engine) installs it.
+        C(/opt/lockengine/bin/lockengine), where the role R(lockengine.cluster.engine,ansible_collections.lockengine.cluster.engine_role) installs it.
     type: path
   run_dir:
     description:
@@ -84,6 +84,11 @@ options:
     # lockengine.cluster.common.attributes: check and diff support of the state-changing modules
     ATTRIBUTES = r"""
 attributes:
+  action_group:
+    description: Use C(group/lockengine.cluster.lockengine) in C(module_defaults) to set its common options.
+    support: full
+    membership:
+      - lockengine.cluster.lockengine
   check_mode:
     description: Can run in check mode and predicts the change without touching the disk or the daemon.
     support: full
@@ -99,6 +104,11 @@ attributes:
     # lockengine.cluster.common.info_attributes: the read-only modules
     INFO_ATTRIBUTES = r"""
 attributes:
+  action_group:
+    description: Use C(group/lockengine.cluster.lockengine) in C(module_defaults) to set its common options.
+    support: full
+    membership:
+      - lockengine.cluster.lockengine
   check_mode:
     description: Reads only; runs unchanged in check mode.
     support: full

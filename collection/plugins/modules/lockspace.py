@@ -52,7 +52,7 @@ options:
     description:
       - This host's id in the lockspace, 1 to the geometry's maximum (2000 for 512/1M).
       - Required for O(state=joined). For O(state=left) it is taken from the daemon when unset.
-      - Every host must have a different one; the role M(lockengine.cluster.lockspace) assigns them.
+      - Every host must have a different one; the role R(lockengine.cluster.lockspace,ansible_collections.lockengine.cluster.lockspace_role) assigns them.
     type: int
   force:
     description:

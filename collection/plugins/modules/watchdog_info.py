@@ -31,6 +31,13 @@ options:
       - Only this device node (for example V(/dev/watchdog1)). It is listed even when it has no sysfs entry
         or does not exist (RV(devices[].kind=missing)).
     type: path
+  fire_timeout:
+    description:
+      - The daemon's fire timeout in seconds. When given, each device gets RV(devices[].fire_timeout_ok) and
+        RV(devices[].fire_timeout_reason) - whether it would reset the host this long after the last pet once
+        lockengined opened it (its timeout is already this, or the driver lets the daemon set it within its
+        minimum and maximum).
+    type: int
 author:
   - lockengine developers (!UNKNOWN)
 """
@@ -104,8 +111,38 @@ devices:
       description: Whether the driver can never be disarmed once armed.
       type: bool
     bootstatus:
-      description: The driver's boot status bits (non-zero after a watchdog reset on some drivers).
+      description: The driver's boot status bits (decimal in sysfs; non-zero after a watchdog reset on some drivers).
       type: int
+    last_boot_watchdog_reset:
+      description:
+        - Whether the driver says the last boot was its reset (bit C(WDIOF_CARDRESET) of RV(devices[].bootstatus));
+          null when the driver reports no boot status.
+      type: bool
+    options:
+      description: The driver's C(WDIOF_*) option bits (C(options) in sysfs), null when the kernel does not list them.
+      type: int
+      sample: 33152
+    timeout_settable:
+      description: Whether the driver lets a program set its timeout (C(WDIOF_SETTIMEOUT) in RV(devices[].options)).
+      type: bool
+    fire_timeout_ok:
+      description:
+        - With O(fire_timeout) - whether the device resets the host O(fire_timeout) seconds after the last pet once
+          lockengined has opened it; null without O(fire_timeout) and for a FIFO.
+      type: bool
+    fire_timeout_reason:
+      description: Why RV(devices[].fire_timeout_ok) is what it is.
+      type: str
+    open_by:
+      description:
+        - Processes that hold the device open (from C(/proc/PID/fd), without opening it). Only one process may open
+          a watchdog; the kernel refuses the next with EBUSY.
+      type: list
+      elements: dict
+      sample: [{"pid": 812, "comm": "wdmd"}]
+    in_use_by_other:
+      description: Whether a process other than the lockengine daemon holds it open (the daemon could not open it).
+      type: bool
     in_use_by_daemon:
       description: Whether the lockengine daemon says it uses this device.
       type: bool
@@ -132,6 +169,9 @@ daemon:
     device:
       description: The device it uses, or null.
       type: str
+    pid:
+      description: The daemon's process id, or null.
+      type: int
     fire_timeout:
       description: Seconds from the last pet to the reset, as the daemon configures it.
       type: int
@@ -153,11 +193,14 @@ SYSFS_ROOT = "/sys/class/watchdog"
 DEV_ROOT = "/dev"
 _NODE_RE = re.compile(r"^watchdog(\d+)$")
 _INT_ATTRS = ("timeout", "min_timeout", "max_timeout", "pretimeout", "timeleft")
+WDIOF_CARDRESET = 0x0020
+WDIOF_SETTIMEOUT = 0x0080
+LEGACY_DEV = (10, 130)  # /dev/watchdog, an alias of watchdog0
 
 
 def build_argument_spec():
     spec = common_argument_spec()
-    spec.update(device=dict(type="path"))
+    spec.update(device=dict(type="path"), fire_timeout=dict(type="int"))
     return spec
 
 
@@ -200,8 +243,9 @@ def sysfs_info(sysfs_root, name):
         out[attr] = _int(_read(os.path.join(base, attr)))
     nowayout = _read(os.path.join(base, "nowayout"))
     out["nowayout"] = None if nowayout is None else nowayout == "1"
-    bootstatus = _read(os.path.join(base, "bootstatus"))
-    out["bootstatus"] = _int(bootstatus, 0) if bootstatus else None
+    # The kernel prints bootstatus in decimal, options in hex with 0x (drivers/watchdog/watchdog_dev.c).
+    out["bootstatus"] = _int(_read(os.path.join(base, "bootstatus")), 10)
+    out["options"] = _int(_read(os.path.join(base, "options")), 16)
     driver = os.path.join(base, "device", "driver")
     out["driver"] = os.path.basename(os.path.realpath(driver)) if os.path.islink(driver) else None
     return out
@@ -226,14 +270,75 @@ def list_devices(sysfs_root=SYSFS_ROOT, dev_root=DEV_ROOT, only=None):
     for name in sorted(names, key=_order):
         path = only if only else os.path.join(dev_root, name)
         info = {"path": path, "name": name, "identity": None, "driver": None, "state": None, "nowayout": None,
-                "bootstatus": None}
+                "bootstatus": None, "options": None}
         info.update({attr: None for attr in _INT_ATTRS})
         info.update(sysfs_info(sysfs_root, name) if _NODE_RE.match(name) else {"sysfs": False})
         node = node_info(path)
         info["kind"] = node["kind"]
         info["dev"] = node["dev"] or info.get("dev")
+        info["last_boot_watchdog_reset"] = None if info["bootstatus"] is None else \
+            bool(info["bootstatus"] & WDIOF_CARDRESET)
+        info["timeout_settable"] = None if info["options"] is None else bool(info["options"] & WDIOF_SETTIMEOUT)
         devices.append(info)
     return devices
+
+
+def fire_timeout_check(info, fire_timeout):
+    """(ok, reason): does the device reset the host fire_timeout s after the last pet once the daemon has it?"""
+    if info["kind"] != "char":
+        return None, "not a watchdog character device (%s)" % info["kind"]
+    timeout = info.get("timeout")
+    if timeout == fire_timeout:
+        return True, "its timeout is %d s" % timeout
+    shown = "unknown" if timeout is None else "%d" % timeout
+    if info.get("options") is None:
+        return False, "its timeout is %s s and the kernel does not say whether it can be set" % shown
+    if not info["timeout_settable"]:
+        return False, "its timeout is %s s and the driver cannot change it (no WDIOF_SETTIMEOUT)" % shown
+    low, high = info.get("min_timeout"), info.get("max_timeout")
+    if low and fire_timeout < low:
+        return False, "the driver's smallest timeout is %d s" % low
+    if high and fire_timeout > high:
+        return False, "the driver's largest timeout is %d s" % high
+    return True, "lockengined sets its timeout (now %s s) with WDIOC_SETTIMEOUT" % shown
+
+
+def _numbers(info, devices):
+    """(major, minor) pairs that reach the same watchdog: its own, and /dev/watchdog <-> watchdog0."""
+    out = set()
+    for text in [info.get("dev")] + ([d.get("dev") for d in devices if d["name"] in ("watchdog0", "watchdog")]
+                                     if info["name"] in ("watchdog0", "watchdog") else []):
+        if text and re.match(r"^\d+:\d+$", text):
+            out.add(tuple(int(x) for x in text.split(":")))
+    if info["name"] == "watchdog0" or LEGACY_DEV in out:
+        out.add(LEGACY_DEV)
+    return out
+
+
+def holders(numbers, proc_root="/proc"):
+    """Processes with one of these character devices open: stat of /proc/PID/fd/N never opens it."""
+    found = []
+    if not numbers:
+        return found
+    try:
+        pids = sorted((p for p in os.listdir(proc_root) if p.isdigit()), key=int)
+    except OSError:
+        return found
+    for pid in pids:
+        fd_dir = os.path.join(proc_root, pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) in numbers:
+                found.append({"pid": int(pid), "comm": _read(os.path.join(proc_root, pid, "comm")) or "?"})
+                break
+    return found
 
 
 def softdog_loaded(proc_modules="/proc/modules"):
@@ -248,18 +353,18 @@ def daemon_view(module):
     if given and not (os.path.isfile(given) and os.access(given, os.X_OK)):
         # Unlike the other modules: this one runs before the engine is installed (role watchdog).
         return {"running": False, "reason": "lockengine_bin %s is not installed" % given,
-                "device": None, "fire_timeout": None, "watchdog": None}
+                "device": None, "pid": None, "fire_timeout": None, "watchdog": None}
     engine = Engine(module, required=False)
     if engine.bin is None:
         return {"running": False, "reason": "the lockengine executable is not installed on this host",
-                "device": None, "fire_timeout": None, "watchdog": None}
+                "device": None, "pid": None, "fire_timeout": None, "watchdog": None}
     status, reason = engine.daemon_status()
     if status is None:
-        return {"running": False, "reason": reason, "device": None, "fire_timeout": None, "watchdog": None}
+        return {"running": False, "reason": reason, "device": None, "pid": None, "fire_timeout": None, "watchdog": None}
     daemon = status.get("daemon") or {}
     watchdog = daemon.get("watchdog") or {}
     device = watchdog.get("device") or watchdog.get("path")
-    return {"running": True, "reason": None, "device": device,
+    return {"running": True, "reason": None, "device": device, "pid": daemon.get("pid"),
             "fire_timeout": daemon.get("fire_timeout", watchdog.get("fire_timeout")), "watchdog": watchdog}
 
 
@@ -267,9 +372,14 @@ def main():
     module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     devices = list_devices(only=module.params["device"])
     daemon = daemon_view(module)
+    fire_timeout = module.params["fire_timeout"]
     for device in devices:
         device["in_use_by_daemon"] = bool(daemon["device"]) and os.path.realpath(device["path"]) == \
             os.path.realpath(daemon["device"])
+        device["open_by"] = holders(_numbers(device, devices)) if device["kind"] == "char" else []
+        device["in_use_by_other"] = any(h["pid"] != daemon.get("pid") for h in device["open_by"])
+        device["fire_timeout_ok"], device["fire_timeout_reason"] = (None, None) if fire_timeout is None \
+            else fire_timeout_check(device, fire_timeout)
     numbered = [d["path"] for d in devices if _NODE_RE.match(d["name"]) and d["kind"] != "missing"]
     module.exit_json(changed=False, devices=devices, default_device=numbered[0] if numbered else None,
                      softdog_loaded=softdog_loaded(), daemon=daemon)

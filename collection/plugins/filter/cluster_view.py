@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright: lockengine developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One table of what every host believes, with disagreements marked (playbook lockengine.cluster.cluster_view).
+
+Pure logic on the controller. Input: one observation per host:
+  {"host": inventory_hostname, "reachable": bool, "reason": str,
+   "lockspaces": {LS: {"state": "JOINED"|..., "host_id": int, "hosts": [{"host_id", "name", "state"}]}},
+   "leases": [{"lockspace", "resource", "lver", "host_id": this host's id, "disk_owner_id"}]}
+A host's view of its own slot is its lockspace state (JOINED counts as live). Rows where the hosts that
+see the slot disagree are marked, and so is a lease a host believes it holds while the disk names
+another owner.
+"""
+
+from __future__ import annotations
+
+MARK = "<< DISAGREE"
+_SELF = {"JOINED": "live", "ADD": "joining", "FAILED": "fail", "REM": "leaving"}
+
+
+def _view_of(obs, lockspace, host_id):
+    ls = (obs.get("lockspaces") or {}).get(lockspace)
+    if not obs.get("reachable") or ls is None:
+        return None
+    if ls.get("host_id") == host_id:
+        return _SELF.get(ls.get("state"), str(ls.get("state", "?")).lower())
+    for h in ls.get("hosts") or []:
+        if h.get("host_id") == host_id:
+            return str(h.get("state", "unknown")).lower()
+    return "free"
+
+
+def cluster_view_table(observations):
+    """{"lines": [...], "disagreements": [...]} (each disagreement a sentence)."""
+    observers = sorted(observations, key=lambda o: o.get("host", ""))
+    names = [o.get("host", "?") for o in observers]
+    width = max([8] + [len(n) for n in names]) + 2
+    lines, disagreements = [], []
+    lockspaces = sorted({ls for o in observers for ls in (o.get("lockspaces") or {})})
+    for lockspace in lockspaces:
+        slots = {}
+        for o in observers:
+            ls = (o.get("lockspaces") or {}).get(lockspace) or {}
+            if ls.get("host_id"):
+                slots.setdefault(ls["host_id"], o.get("host"))
+            for h in ls.get("hosts") or []:
+                if str(h.get("state", "")).lower() != "free":
+                    slots.setdefault(h["host_id"], h.get("name") or "")
+        lines.append("lockspace %s" % lockspace)
+        lines.append("  %-8s %-30s %s" % ("host_id", "name", "".join(n.ljust(width) for n in names)))
+        for host_id in sorted(slots):
+            views = [_view_of(o, lockspace, host_id) for o in observers]
+            seen = {v for v in views if v is not None}
+            row = "  %-8s %-30s %s" % (host_id, str(slots[host_id])[:30],
+                                       "".join((v or "-").ljust(width) for v in views))
+            if len(seen) > 1:
+                row += MARK
+                disagreements.append("%s host %s: %s" % (lockspace, host_id, ", ".join(
+                    "%s sees %s" % (n, v) for n, v in zip(names, views) if v is not None)))
+            lines.append(row.rstrip() if not row.endswith(MARK) else row)
+    held = [(o.get("host"), lease) for o in observers for lease in o.get("leases") or []]
+    if held:
+        lines.append("leases held by processes on each host (owner on disk as that host reads it)")
+        for host, lease in sorted(held, key=lambda x: (x[0], x[1].get("lockspace", ""), x[1].get("resource", ""))):
+            ok = lease.get("disk_owner_id") == lease.get("host_id")
+            row = "  %s holds %s:%s lver %s; disk owner %s, its id %s" % (
+                host, lease.get("lockspace"), lease.get("resource"), lease.get("lver"), lease.get("disk_owner_id"),
+                lease.get("host_id"))
+            if not ok:
+                row += " " + MARK
+                disagreements.append("%s believes it holds %s:%s but the disk names owner %s" % (
+                    host, lease.get("lockspace"), lease.get("resource"), lease.get("disk_owner_id")))
+            lines.append(row)
+    for o in observers:
+        if not o.get("reachable"):
+            lines.append("%s: no view (%s)" % (o.get("host"), o.get("reason") or "unreachable"))
+    lines.append("%d disagreement(s)" % len(disagreements))
+    return {"lines": lines, "disagreements": disagreements}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"cluster_view_table": cluster_view_table}
