@@ -84,6 +84,7 @@ class Config:
     watchdog: WatchdogConfig = WatchdogConfig()
     run_dir: str = DEFAULT_RUN_DIR
     socket_group: str = DEFAULT_SOCKET_GROUP
+    sanlock_socket: str | None = None  # the sanlock-protocol socket; None = not served
     log_level: str = "INFO"
     syslog: bool = True
     lockspaces: tuple[LockspaceConfig, ...] = ()
@@ -107,6 +108,7 @@ class Config:
             "watchdog": {"backend": self.watchdog.backend, "device": self.watchdog.device},
             "run_dir": self.run_dir,
             "socket_group": self.socket_group,
+            "sanlock_socket": self.sanlock_socket,
             "log_level": self.log_level,
             "syslog": self.syslog,
             "lockspaces": [
@@ -351,6 +353,7 @@ def load_config(
         watchdog=WatchdogConfig(wd.get("backend", "linux"), wd.get("device", DEFAULT_WATCHDOG_DEVICE)),
         run_dir=os.path.normpath(doc.get("run_dir", DEFAULT_RUN_DIR)),
         socket_group=doc.get("socket_group", DEFAULT_SOCKET_GROUP),
+        sanlock_socket=doc.get("sanlock_socket"),
         log_level=str(doc.get("log_level", "info")).upper(),
         syslog=bool(doc.get("syslog", True)),
         lockspaces=_lockspaces(doc.get("lockspaces", [])),
