@@ -24,7 +24,6 @@ from typing import Any
 
 import sanlock  # type: ignore[import-not-found]
 
-
 NAMED = frozenset({"write_lockspace", "add_lockspace", "inq_lockspace", "rem_lockspace", "get_hosts", "write_resource",
                    "acquire", "release", "request", "read_resource_owners", "set_lvb", "get_lvb", "set_event"})
 WITH_RESOURCE = frozenset({"write_resource", "acquire", "release", "request", "read_resource_owners", "set_lvb",
@@ -47,7 +46,7 @@ def main() -> None:
     for step in steps:
         op = step["op"]
 
-        def sub(v: Any) -> Any:
+        def sub(v: Any, fd: int | None = fd) -> Any:
             if v == "$fd":
                 return fd
             if v == "$pid":
