@@ -88,6 +88,7 @@ class Config:
     path_prefixes: tuple[str, ...] = ()  # non-administrators may name only paths under these ( () = any)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_output_bytes: int = DEFAULT_MAX_OUTPUT
+    sanlock_socket: str | None = None  # the sanlock-protocol socket; None = not served
     log_level: str = "INFO"
     syslog: bool = True
     lockspaces: tuple[LockspaceConfig, ...] = ()
@@ -115,6 +116,7 @@ class Config:
             "path_prefixes": list(self.path_prefixes),
             "max_connections": self.max_connections,
             "max_output_bytes": self.max_output_bytes,
+            "sanlock_socket": self.sanlock_socket,
             "log_level": self.log_level,
             "syslog": self.syslog,
             "lockspaces": [
@@ -363,6 +365,7 @@ def load_config(
         path_prefixes=tuple(os.path.normpath(p) for p in doc.get("path_prefixes", [])),
         max_connections=int(doc.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
         max_output_bytes=int(doc.get("max_output_bytes", DEFAULT_MAX_OUTPUT)),
+        sanlock_socket=doc.get("sanlock_socket"),
         log_level=str(doc.get("log_level", "info")).upper(),
         syslog=bool(doc.get("syslog", True)),
         lockspaces=_lockspaces(doc.get("lockspaces", [])),

@@ -28,6 +28,7 @@ from ..watchdog.multiplexer import create_multiplexer
 from .engine import Daemon
 from .log import get_logger, setup_logging
 from .notify import notify, watchdog_interval
+from .sanlock.server import start_sanlock_server
 from .server import Server, bind_socket
 
 log = get_logger()
@@ -86,6 +87,7 @@ def run(config: Config) -> int:
     listener, note, restricted = bind_socket(socket_path, config.socket_group)
     log.log(logging.WARNING if restricted else logging.INFO, "%s", note)
     server = Server(daemon, listener)
+    compat = start_sanlock_server(daemon, config.sanlock_socket, config.socket_group) if config.sanlock_socket else None
     stopped = threading.Event()
 
     def on_stop() -> None:
@@ -120,6 +122,8 @@ def run(config: Config) -> int:
         watchdog.shutdown(clean=False)
         code = 1
     notify("STOPPING=1")
+    if compat is not None:
+        compat.stop()
     with contextlib.suppress(OSError):
         os.unlink(socket_path)
     os.close(lock_fd)

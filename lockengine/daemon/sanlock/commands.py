@@ -1,0 +1,503 @@
+"""sanlock's commands mapped onto the daemon (engine.Daemon's public methods): one handler per command.
+
+``Commands.handle`` runs memory-only commands on the listener's thread and the rest (disk I/O or
+waits) on the daemon's worker pool; every outcome, including every failure, becomes one reply with
+sanlock's result code. Commands aimed at a registered client (ACQUIRE, RELEASE, INQUIRE, KILLPATH,
+CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one such command in
+flight at a time (a second gets -EBUSY), as in sanlock.
+
+Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
+leases, num_hosts on acquire, convert, multi-disk resources, events, set_config, rindex, shutdown.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
+
+from ... import __version__
+from ...errors import InputError, LockError
+from ...paxos import read_leader
+from ...strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path
+from ..clients import Client, PeerCred
+from ..engine import CallContext, Daemon
+from ..lockspace import ADD, JOINED, Lockspace
+from ..log import get_logger
+from ..resources import HELD
+from . import disk, wire
+from .wire import Request, WireError, WireHost, WireLockspace, WireResource
+
+log = get_logger("sanlock")
+
+EOPNOTSUPP = -errno.EOPNOTSUPP
+SANLK_ERROR = -201
+INQ_WAIT_POLL = 1.0  # seconds between looks while INQ_LOCKSPACE waits, as sanlock does
+HOST_FLAGS = {"UNKNOWN": wire.HOST_UNKNOWN, "FREE": wire.HOST_FREE, "LIVE": wire.HOST_LIVE,
+              "FAIL": wire.HOST_FAIL, "DEAD": wire.HOST_DEAD}
+
+Outcome = Union[bytes, "concurrent.futures.Future[bytes]"]
+
+
+@dataclass(eq=False)
+class Caller:
+    """One connection of the sanlock socket: who is on it and what it registered or restricted."""
+
+    conn_id: int
+    cred: PeerCred
+    watch: Callable[[Client], None]
+    client: Client | None = None
+    restrict: int = 0
+
+
+def result_code(exc: BaseException) -> int:
+    if isinstance(exc, (WireError, LockError)):
+        return exc.code
+    if isinstance(exc, InputError):
+        return -errno.EINVAL
+    if isinstance(exc, OSError) and exc.errno:
+        return -exc.errno
+    return SANLK_ERROR
+
+
+def unsupported(what: str) -> WireError:
+    return WireError(EOPNOTSUPP, f"{what} is not served by lockengine's sanlock socket yet (EOPNOTSUPP)")
+
+
+# --------------------------------------------------------------------------- argument shapes
+
+
+def lockspace_spec(ls: WireLockspace) -> LockspaceSpec:
+    if not 1 <= ls.host_id <= MAX_HOST_ID:
+        raise InputError("lockspace.host_id", ls.host_id, f"give this host's id, 1 to {MAX_HOST_ID}")
+    return LockspaceSpec(check_name(ls.name, "lockspace.name"), ls.host_id,
+                         check_path(ls.disk.path, "lockspace.host_id_disk.path"), ls.disk.offset)
+
+
+def resource_spec(res: WireResource, what: str, with_disk: bool = True) -> ResourceSpec:
+    check_name(res.lockspace, f"{what}.lockspace_name")
+    check_name(res.name, f"{what}.name")
+    disks: tuple[Disk, ...] = ()
+    if with_disk:
+        if len(res.disks) != 1:
+            raise unsupported(f"{what}: a resource on {len(res.disks)} disks (only single-disk resources)")
+        d = res.disks[0]
+        disks = (Disk(check_path(d.path, f"{what}.disks[0].path"), d.offset),)
+    lver = res.lver if res.flags & wire.RES_LVER else None
+    return ResourceSpec(res.lockspace, res.name, disks, lver, bool(res.flags & wire.RES_SHARED))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+Handler = Callable[["Commands", Caller, Request], Outcome]
+TargetHandler = Callable[["Commands", Caller, Request, Client], Outcome]
+
+
+class Commands:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self._busy: set[Client] = set()
+        self._busy_lock = threading.Lock()
+
+    def handle(self, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
+        """Serve ``req``; ``done`` gets the reply bytes (b"" for none), from any thread, exactly once."""
+        h = req.header
+        if caller.restrict & wire.RESTRICT_ALL:
+            self._fail(req, WireError(-errno.EPERM, "this connection was restricted (RESTRICT_ALL)"), done)
+            return
+        if self.d.stopping and h.cmd not in WHILE_STOPPING:
+            self._fail(req, LockError("EAGAIN", "the daemon is shutting down"), done)
+            return
+        entry = TABLE.get(h.cmd)
+        target = TARGETED.get(h.cmd)
+        if entry is None and target is None:
+            self._fail(req, unsupported(h.name), done)
+            return
+        if target is not None:
+            try:
+                client = self._target(caller, req)
+            except (WireError, LockError) as exc:
+                self._fail(req, exc, done)
+                return
+            fn, inline = target
+
+            def release_busy(data: bytes) -> None:
+                with self._busy_lock:
+                    self._busy.discard(client)
+                done(data)
+
+            def bound(c: Commands, cl: Caller, r: Request) -> Outcome:
+                return fn(c, cl, r, client)
+
+            self._start(bound, inline, caller, req, release_busy)
+            return
+        assert entry is not None
+        self._start(entry[0], entry[1], caller, req, done)
+
+    def _target(self, caller: Caller, req: Request) -> Client:
+        pid = req.target_pid
+        if pid is None:
+            if caller.client is None:
+                raise WireError(-errno.EBUSY, f"{req.header.name} with data2 = -1 on a connection that did not "
+                                              "register: register first, or name a registered pid")
+            client = caller.client
+            if client.gone:
+                raise WireError(-errno.ESTALE, f"pid {client.pid} registered on this connection has exited")
+        else:
+            client = self.d.clients.get(pid)  # ESRCH
+        with self._busy_lock:
+            if client in self._busy:
+                raise WireError(-errno.EBUSY, f"pid {client.pid} already has a command in progress")
+            self._busy.add(client)
+        return client
+
+    def _start(self, fn: Handler, inline: bool, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
+        if inline:
+            self._run(fn, caller, req, done)
+        else:
+            self.d.pool.submit(self._run, fn, caller, req, done)
+
+    def _run(self, fn: Handler, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
+        try:
+            out = fn(self, caller, req)
+        except BaseException as exc:  # every failure is a reply; the listener keeps serving
+            self._fail(req, exc, done)
+            return
+        if isinstance(out, concurrent.futures.Future):
+            out.add_done_callback(lambda f: done(f.result()) if f.exception() is None
+                                  else self._fail(req, f.exception() or Exception("?"), done))
+        else:
+            done(out)
+
+    def _fail(self, req: Request, exc: BaseException, done: Callable[[bytes], None]) -> None:
+        code = result_code(exc)
+        if code == SANLK_ERROR and not isinstance(exc, LockError):
+            log.error("sanlock %s failed unexpectedly", req.header.name, exc_info=exc)
+        else:
+            log.info("sanlock %s refused (%d): %s", req.header.name, code, exc)
+        done(wire.reply(req.header, code))
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, caller: Caller, req: Request) -> Outcome:
+        if caller.client is not None:
+            raise LockError("EEXIST", f"this connection already registered pid {caller.client.pid}")
+        caller.client = self.d.register(CallContext(caller.conn_id, caller.cred, caller.watch), None, None)
+        return b""  # REGISTER has no reply
+
+    def restrict(self, caller: Caller, req: Request) -> Outcome:
+        # SIGKILL/SIGTERM choices are kept for the record; the escalation does not read them yet.
+        caller.restrict |= req.header.cmd_flags
+        return wire.reply(req.header)
+
+    def killpath(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        assert req.killpath is not None
+        path, args = req.killpath
+        if not path:
+            client.killpath = None
+            return wire.reply(req.header)
+        if not os.path.isabs(path):
+            raise InputError("killpath path", path, "give an absolute program path")
+        argv = [path, *wire.split_args(args)]
+        if req.header.cmd_flags & wire.KILLPATH_PID:
+            argv.append(str(client.pid))
+        client.killpath = argv
+        return wire.reply(req.header)
+
+    # ------------------------------------------------------------------ leases
+
+    def acquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        h = req.header
+        if h.cmd_flags & wire.ACQUIRE_LVB:
+            raise unsupported("acquire with a lock value block (SANLK_ACQUIRE_LVB)")
+        if h.cmd_flags & (wire.ACQUIRE_ORPHAN | wire.ACQUIRE_ORPHAN_ONLY):
+            raise unsupported("adopting an orphan lease (SANLK_ACQUIRE_ORPHAN)")
+        specs = []
+        for i, res in enumerate(req.resources):
+            if res.flags & wire.RES_PERSISTENT:
+                raise unsupported(f"resources[{i}]: a PERSISTENT lease")
+            if res.flags & wire.RES_NUM_HOSTS:
+                raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
+            spec = resource_spec(res, f"resources[{i}]")
+            if spec.lver == 0 and not spec.shared:
+                self._require_lver_zero(spec)
+            specs.append(spec)
+        if req.options is not None and req.options.owner_name:
+            client.name = req.options.owner_name
+        self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT))
+        return wire.reply(h)
+
+    def _require_lver_zero(self, spec: ResourceSpec) -> None:
+        """A required version of 0 (the engine reads lver 0 as "any"): check the leader before the ballot."""
+        ls = self.d.lockspace(spec.lockspace) if spec.lockspace in self.d.lockspaces else None
+        io = ls.io_timeout if ls is not None else self.d.config.io_timeout
+        leader = read_leader(self.d.storages.get(spec.path), spec.offset, spec.lockspace, spec.name, io)
+        if leader.lver != 0:
+            raise LockError("ACQUIRE_LVER", f"{spec.name}: lver is {leader.lver}, required 0")
+
+    def release(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        h = req.header
+        if h.cmd_flags & wire.REL_RENAME:
+            raise unsupported("release with rename (SANLK_REL_RENAME)")
+        if h.cmd_flags & wire.REL_ORPHAN:
+            raise unsupported("releasing orphan leases (SANLK_REL_ORPHAN)")
+        if h.cmd_flags & wire.REL_ALL:
+            self.d.resources.release(client, None)
+            return wire.reply(h)
+        specs = [resource_spec(r, f"resources[{i}]", with_disk=False) for i, r in enumerate(req.resources)]
+        try:
+            self.d.resources.release(client, specs)
+        except LockError as exc:
+            if exc.name == "ENOENT":  # sanlock answers -1 for a lease the client does not hold
+                raise WireError(-1, exc.message) from None
+            raise
+        return wire.reply(h)
+
+    def inquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        held = [h for h in self.d.resources.of_client(client) if h.state == HELD]
+        if not held:
+            return wire.reply(req.header, 0, 0)
+        text = " ".join(wire.inquire_entry(h.spec.lockspace, h.spec.name, [(d.path, d.offset) for d in h.spec.disks],
+                                           h.lver, h.spec.shared) for h in held)
+        return wire.reply(req.header, 0, len(held), text.encode("utf-8") + b"\0")
+
+    def convert(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        raise unsupported("convert (shared <-> exclusive)")
+
+    def request(self, caller: Caller, req: Request) -> Outcome:
+        h = req.header
+        spec = resource_spec(req.resources[0], "resource")
+        if h.data not in (0, 1, 2):
+            raise InputError("force_mode (header data)", h.data_signed, "use 1 (force), 2 (graceful) or 0 (clear)")
+        lver = None if h.cmd_flags & wire.REQUEST_NEXT_LVER else req.resources[0].lver
+        self.d.request(spec, lver, h.data)
+        return wire.reply(h)
+
+    def examine(self, caller: Caller, req: Request) -> Outcome:
+        name = req.lockspace.name if req.lockspace is not None else req.resources[0].lockspace
+        self.d.examine(self.d.lockspace(name))
+        return wire.reply(req.header)
+
+    # ------------------------------------------------------------------ lockspaces
+
+    def add_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        h = req.header
+        spec = lockspace_spec(req.lockspace)
+        if h.data > 255:
+            raise InputError("io_timeout (header data)", h.data_signed, "use 0 (the daemon's) or 1 to 255 seconds")
+        space = self.d.add_lockspace(spec, h.data or None)
+        if h.cmd_flags & wire.ADD_ASYNC:
+            return wire.reply(h)
+        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+
+        def joined(f: concurrent.futures.Future[dict[str, object]]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                log.info("sanlock add_lockspace %s failed: %s", space.label, exc)
+            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc)))
+
+        space.joined.add_done_callback(joined)
+        return out
+
+    def _inq(self, ls: WireLockspace) -> int:
+        try:
+            space = self.d.lockspace(ls.name)
+        except LockError:
+            return -errno.ENOENT
+        if ls.host_id and ls.host_id != space.host_id:
+            return -errno.ENOENT
+        if space.state == JOINED and not space.closing:
+            return 0
+        return -errno.EINPROGRESS
+
+    def inq_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        code = self._inq(req.lockspace)
+        while code == -errno.EINPROGRESS and req.header.cmd_flags & wire.INQ_WAIT and not self.d.stopping:
+            time.sleep(INQ_WAIT_POLL)
+            code = self._inq(req.lockspace)
+        return wire.reply(req.header, code)
+
+    def rem_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        h = req.header
+        space = self.d.lockspace(req.lockspace.name)
+        if req.lockspace.host_id and req.lockspace.host_id != space.host_id:
+            raise LockError("ENOENT", f"lockspace {space.name} is joined with host id {space.host_id}, "
+                                      f"not {req.lockspace.host_id}")
+        unused = bool(h.cmd_flags & wire.REM_UNUSED)
+        if h.cmd_flags & wire.REM_ASYNC:
+            if unused and self.d.holders(space):
+                raise LockError("EBUSY", f"lockspace {space.label} has lease holders; not removing it")
+            self.d.pool.submit(self._rem_logged, space, unused)
+            return wire.reply(h)
+        self.d.rem_lockspace(space, unused)
+        return wire.reply(h)
+
+    def _rem_logged(self, space: Lockspace, unused: bool) -> None:
+        try:
+            self.d.rem_lockspace(space, unused)
+        except (LockError, OSError) as exc:
+            log.error("sanlock rem_lockspace (async) failed: %s", exc)
+
+    def get_lockspaces(self, caller: Caller, req: Request) -> Outcome:
+        spaces = self.d.status(False)["lockspaces"]
+        out = []
+        for s in spaces:
+            flags = wire.LSF_ADD if s["state"] == ADD else 0 if s["state"] == JOINED else wire.LSF_REM
+            out.append(WireLockspace(s["lockspace"], s["host_id"], flags, wire.WireDisk(s["path"], s["offset"])).encode())
+        return wire.reply(req.header, 0, len(out), b"".join(out))
+
+    def get_hosts(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        want = req.lockspace.host_id
+        space = self.d.lockspace(req.lockspace.name)
+        hosts = []
+        for info in space.hosts():
+            if (want and info["host_id"] != want) or (not want and not info["timestamp"]):
+                continue
+            hosts.append(WireHost(info["host_id"], info["generation"], info["timestamp"], info["io_timeout"],
+                                  HOST_FLAGS.get(str(info["state"]), wire.HOST_UNKNOWN)).encode())
+        return wire.reply(req.header, 0, len(hosts), b"".join(hosts))
+
+    def host_status(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        try:
+            space = self.d.lockspace(req.lockspace.name)
+        except LockError:
+            return wire.reply(req.header, -errno.ENOSPC)
+        records = []
+        for info in space.hosts() if space.table is not None else []:
+            text = (f"last_check={int(info['last_check'])} last_live={int(info['last_live'])} last_req=0 "
+                    f"owner_id={info['owner_id']} owner_generation={info['generation']} "
+                    f"timestamp={info['timestamp']} io_timeout={info['io_timeout']} owner_name={info['host_name']}")
+            records.append(wire.encode_state(wire.STATE_HOST, "", text, info["host_id"], info["timestamp"]))
+        return wire.reply(req.header, 0, 0, b"".join(records), length=wire.HEADER_SIZE)
+
+    # ------------------------------------------------------------------ disks
+
+    def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        check_name(req.lockspace.name, "lockspace.name")
+        return disk.write_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+
+    def write_resource(self, caller: Caller, req: Request) -> Outcome:
+        spec = resource_spec(req.resources[0], "resource")
+        return disk.write_resource(self.d.storages.get(spec.path), req)
+
+    def read_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        assert req.lockspace is not None
+        try:
+            ls, io = disk.read_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+        except BaseException as exc:
+            self._fail(req, exc, lambda _b: None)  # logs it
+            return wire.reply(req.header, result_code(exc), 0, req.lockspace.encode())
+        return wire.reply(req.header, 0, io, ls.encode())
+
+    def read_resource(self, caller: Caller, req: Request) -> Outcome:
+        res = req.resources[0]
+        try:
+            out = disk.read_resource(self.d.storages.get(check_path(res.disks[0].path, "resource.path")), res)
+        except BaseException as exc:  # the RES goes back even on error: libsanlock reads it first
+            self._fail(req, exc, lambda _b: None)
+            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+        return wire.reply(req.header, 0, 0, out.encode(with_disks=False))
+
+    def read_resource_owners(self, caller: Caller, req: Request) -> Outcome:
+        res = req.resources[0]
+        try:
+            out, hosts = disk.read_resource_owners(self.d.storages.get(check_path(res.disks[0].path, "resource.path")),
+                                                   res)
+        except BaseException as exc:
+            self._fail(req, exc, lambda _b: None)
+            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+        payload = out.encode(with_disks=False) + b"".join(host.encode() for host in hosts)
+        return wire.reply(req.header, 0, len(hosts), payload)
+
+    def align(self, caller: Caller, req: Request) -> Outcome:
+        assert req.disk is not None
+        return wire.reply(req.header, disk.alignment(check_path(req.disk.path, "disk.path")))
+
+    # ------------------------------------------------------------------ daemon
+
+    def version(self, caller: Caller, req: Request) -> Outcome:
+        h = wire.Header(cmd=wire.VERSION, seq=req.header.seq, data2=wire.VERSION_CODE)
+        return h.encode()
+
+    def status(self, caller: Caller, req: Request) -> Outcome:
+        """A header, then daemon, client, lockspace and resource records; the connection then closes."""
+        st = self.d.status(False)
+        upto = req.header.data
+        dm = st["daemon"]
+        parts = [wire.encode_state(wire.STATE_DAEMON, dm["host_name"], (
+            f"our_host_name={dm['host_name']} use_watchdog={int(dm['watchdog'].get('backend') != 'none')} "
+            f"io_timeout={dm['io_timeout']} kill_grace_seconds={dm['kill_grace']} monotime={dm['monotime']} "
+            f"version_str=3.8.5 version_hex={wire.VERSION_CODE:08x} smproto_hex={wire.PROTO:08x} "
+            f"lockengine_version={__version__}"))]
+        if upto != 1:
+            for c in st["clients"]:
+                parts.append(wire.encode_state(wire.STATE_CLIENT, str(c["name"]), f"pid={c['pid']}", int(c["pid"])))
+        if upto not in (1, 2):
+            for s in st["lockspaces"]:
+                which = {"ADD": "add", "JOINED": "spaces"}.get(s["state"], "rem")
+                parts.append(wire.encode_state(wire.STATE_LOCKSPACE, s["lockspace"], (
+                    f"list={which} space_id=0 io_timeout={s['io_timeout']} host_generation={s['generation']} "
+                    f"renewal_last_success={s['renewal_last_success']}"), 0, s["host_id"]))
+                parts.append(WireLockspace(s["lockspace"], s["host_id"], 0,
+                                           wire.WireDisk(s["path"], s["offset"])).encode())
+        if upto not in (1, 2, 3):
+            for r in st["resources"]:
+                if r["state"] != HELD:
+                    continue
+                parts.append(wire.encode_state(wire.STATE_RESOURCE, r["resource"], f"list=held pid={r['pid']}",
+                                               int(r["pid"]), int(r["lver"])))
+                flags = wire.RES_SHARED if r["shared"] else 0
+                parts.append(WireResource(r["lockspace"], r["resource"], int(r["lver"]), flags=flags,
+                                          disks=(wire.WireDisk(r["path"], r["offset"]),)).encode())
+        return wire.reply(req.header, 0, 0, b"".join(parts), length=wire.HEADER_SIZE)
+
+
+TABLE: dict[int, tuple[Handler, bool]] = {
+    wire.REGISTER: (Commands.register, True),
+    wire.RESTRICT: (Commands.restrict, True),
+    wire.ADD_LOCKSPACE: (Commands.add_lockspace, False),
+    wire.INQ_LOCKSPACE: (Commands.inq_lockspace, False),
+    wire.REM_LOCKSPACE: (Commands.rem_lockspace, False),
+    wire.REQUEST: (Commands.request, False),
+    wire.EXAMINE_LOCKSPACE: (Commands.examine, False),
+    wire.EXAMINE_RESOURCE: (Commands.examine, False),
+    wire.GET_LOCKSPACES: (Commands.get_lockspaces, True),
+    wire.GET_HOSTS: (Commands.get_hosts, True),
+    wire.HOST_STATUS: (Commands.host_status, True),
+    wire.WRITE_LOCKSPACE: (Commands.write_lockspace, False),
+    wire.WRITE_RESOURCE: (Commands.write_resource, False),
+    wire.READ_LOCKSPACE: (Commands.read_lockspace, False),
+    wire.READ_RESOURCE: (Commands.read_resource, False),
+    wire.READ_RESOURCE_OWNERS: (Commands.read_resource_owners, False),
+    wire.ALIGN: (Commands.align, False),
+    wire.VERSION: (Commands.version, True),
+    wire.STATUS: (Commands.status, True),
+}
+
+# Commands on a registered client: (handler, inline).
+TARGETED: dict[int, tuple[TargetHandler, bool]] = {
+    wire.ACQUIRE: (Commands.acquire, False),
+    wire.RELEASE: (Commands.release, False),
+    wire.INQUIRE: (Commands.inquire, True),
+    wire.KILLPATH: (Commands.killpath, True),
+    wire.CONVERT: (Commands.convert, True),
+}
+
+# What a stopping daemon still answers.
+WHILE_STOPPING = frozenset({wire.INQUIRE, wire.RELEASE, wire.STATUS, wire.VERSION, wire.GET_LOCKSPACES,
+                            wire.INQ_LOCKSPACE, wire.GET_HOSTS, wire.HOST_STATUS})
+
+# Connections that stay open after their reply even when not registered (as in sanlock); a
+# registered connection always stays open.
+KEEP_OPEN = frozenset({wire.RESTRICT, wire.VERSION})

@@ -1,0 +1,304 @@
+"""The sanlock-protocol listener: its own thread, one selector, non-blocking sockets.
+
+Connection model (sanlock 3.8): one command per connection, closed after the reply — except a
+registered connection (REGISTER has no reply and makes the connection the client: closing it releases
+the client's leases) and the connections that RESTRICT or VERSION leave open. The stream is
+reassembled here (libsanlock sends a request in several writes); ``wire`` says how many bytes each
+request carries, so a request is never cut or merged with the next.
+
+Malformed input: a reply with the error code, then the connection is closed — except on a registered
+connection, whose buffered bytes are dropped while the connection (and its leases) stay.
+
+Who may connect: the socket is bound like the JSON socket (mode 0660, group ``socket_group``, else
+0600). The per-command authorization of docs/daemon.md (administrator vs ordinary client from
+SO_PEERCRED) plugs in at ``Commands.handle``, which sees each caller's credentials.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import functools
+import os
+import selectors
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from ..clients import Client, peer_cred
+from ..engine import Daemon
+from ..log import get_logger
+from ..server import bind_socket
+from . import wire
+from .commands import KEEP_OPEN, Caller, Commands
+
+log = get_logger("sanlock")
+
+RECV_SIZE = 65536
+CONN_ID_BASE = 1 << 40  # registrations share the daemon's client registry with the JSON socket's ids
+MAX_BUFFERED = 1 << 20  # bytes a connection may leave unread before it is closed
+
+
+@dataclass(eq=False)
+class Conn:
+    id: int
+    sock: socket.socket
+    caller: Caller
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytearray = field(default_factory=bytearray)
+    header: wire.Header | None = None
+    busy: bool = False
+    closing: bool = False
+    closed: bool = False
+    events: int = 0
+
+
+class _Marker:
+    pass
+
+
+class SanlockServer:
+    def __init__(self, daemon: Daemon, listener: socket.socket, path: str) -> None:
+        self.daemon = daemon
+        self.commands = Commands(daemon)
+        self.listener = listener
+        self.path = path
+        self.sel = selectors.DefaultSelector()
+        self.conns: dict[int, Conn] = {}
+        self._next_id = CONN_ID_BASE
+        self._posted: collections.deque[tuple[Conn, int, bytes]] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stop = False
+        self._loop_ident: int | None = None
+        self._listen_key = _Marker()
+        self._wake_key = _Marker()
+        self._thread = threading.Thread(target=self.serve_forever, name="sanlock-socket", daemon=True)
+        self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, self._wake_key)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def serve_forever(self) -> None:
+        self._loop_ident = threading.get_ident()
+        try:
+            while not self._stop:
+                for key, mask in self.sel.select():
+                    data = key.data
+                    if data is self._listen_key:
+                        self._accept()
+                    elif data is self._wake_key:
+                        self._drain_posted()
+                    elif isinstance(data, Conn):
+                        if mask & selectors.EVENT_WRITE:
+                            self._flush(data)
+                        if mask & selectors.EVENT_READ and not data.closed:
+                            self._read(data)
+                        self._process(data)
+                    elif isinstance(data, Client):
+                        self._pidfd_ready(data)
+        except Exception:  # a bug in the loop: log it; the JSON socket and the leases carry on
+            log.exception("sanlock socket loop failed; the sanlock socket stops serving")
+        finally:
+            self._close_all()
+
+    # ------------------------------------------------------------------ connections
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    log.error("sanlock accept: %s; refusing connections until a descriptor is free", exc)
+                return
+            sock.setblocking(False)
+            try:
+                cred = peer_cred(sock)
+            except OSError:
+                sock.close()
+                continue
+            conn = Conn(self._next_id, sock, Caller(self._next_id, cred, self._watch))
+            self._next_id += 1
+            self.conns[conn.id] = conn
+            self._set_events(conn)
+
+    def _set_events(self, conn: Conn) -> None:
+        if conn.closed:
+            return
+        want = 0
+        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED:
+            want |= selectors.EVENT_READ
+        if conn.outbuf:
+            want |= selectors.EVENT_WRITE
+        if want == conn.events:
+            return
+        if conn.events == 0:
+            self.sel.register(conn.sock, want, conn)
+        elif want == 0:
+            self.sel.unregister(conn.sock)
+        else:
+            self.sel.modify(conn.sock, want, conn)
+        conn.events = want
+
+    def _read(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        conn.inbuf += data
+
+    def _process(self, conn: Conn) -> None:
+        """Frame and start every complete request while none is in flight on this connection."""
+        while not conn.busy and not conn.closing and not conn.closed:
+            req = self._next_request(conn)
+            if req is None:
+                break
+            conn.busy = True
+            self.commands.handle(conn.caller, req, functools.partial(self._post, conn, req.cmd))
+        self._set_events(conn)
+
+    def _next_request(self, conn: Conn) -> wire.Request | None:
+        try:
+            if conn.header is None:
+                if len(conn.inbuf) < wire.HEADER_SIZE:
+                    return None
+                conn.header = wire.decode_header(conn.inbuf)
+            h = conn.header
+            need = wire.payload_needed(h, memoryview(conn.inbuf)[wire.HEADER_SIZE:])
+            if len(conn.inbuf) - wire.HEADER_SIZE < need:
+                return None
+            payload = bytes(conn.inbuf[wire.HEADER_SIZE : wire.HEADER_SIZE + need])
+            del conn.inbuf[: wire.HEADER_SIZE + need]
+            conn.header = None
+            return wire.decode_request(h, payload)
+        except wire.WireError as exc:
+            self._malformed(conn, exc)
+            return None
+
+    def _malformed(self, conn: Conn, exc: wire.WireError) -> None:
+        h = conn.header
+        if h is None and len(conn.inbuf) >= wire.HEADER_SIZE:
+            # Echo what was sent, so the client can match the reply; the magic is always ours.
+            h = wire.Header(*wire.decode_raw_header(conn.inbuf))
+        conn.header = None
+        conn.inbuf.clear()
+        registered = conn.caller.client is not None
+        log.info("sanlock socket: pid %d sent a malformed request (%s); %s", conn.caller.cred.pid, exc.message,
+                 "dropped its buffered input" if registered else "closing the connection")
+        self._deliver(conn, wire.reply(h or wire.Header(), exc.code), keep=registered)
+
+    def _post(self, conn: Conn, cmd: int, data: bytes) -> None:
+        if threading.get_ident() == self._loop_ident:
+            self._finish(conn, cmd, data)
+        else:
+            self._posted.append((conn, cmd, data))
+            self._wake()
+
+    def _drain_posted(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        while self._posted:
+            conn, cmd, data = self._posted.popleft()
+            self._finish(conn, cmd, data)
+            self._process(conn)
+
+    def _finish(self, conn: Conn, cmd: int, data: bytes) -> None:
+        conn.busy = False
+        keep = conn.caller.client is not None or cmd in KEEP_OPEN
+        self._deliver(conn, data, keep)
+
+    def _deliver(self, conn: Conn, data: bytes, keep: bool) -> None:
+        if conn.closed:
+            return
+        if not keep:
+            conn.closing = True  # one command per connection: close once the reply is out
+        conn.outbuf += data
+        self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        while conn.outbuf:
+            try:
+                sent = conn.sock.send(conn.outbuf)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._close(conn)
+                return
+            del conn.outbuf[:sent]
+        if conn.closing and not conn.outbuf:
+            self._close(conn)
+            return
+        self._set_events(conn)
+
+    def _close(self, conn: Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn.events:
+            self.sel.unregister(conn.sock)
+            conn.events = 0
+        conn.sock.close()
+        self.conns.pop(conn.id, None)
+        if conn.caller.client is not None:
+            self.daemon.connection_closed(conn.id)  # a registration is a connection: its leases go
+
+    # ------------------------------------------------------------------ registered processes
+
+    def _watch(self, client: Client) -> None:
+        """Called on the loop thread by REGISTER: see the process exit even if a child holds the socket."""
+        if client.pidfd is not None:
+            self.sel.register(client.pidfd, selectors.EVENT_READ, client)
+
+    def _pidfd_ready(self, client: Client) -> None:
+        if client.pidfd is not None:
+            self.sel.unregister(client.pidfd)
+        client.close_pidfd()
+        self.daemon.client_gone(client, "process exited")
+
+    def _close_all(self) -> None:
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        for key in list(self.sel.get_map().values()):
+            if isinstance(key.data, Client):
+                key.data.close_pidfd()
+        self.sel.close()
+        self.listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def start_sanlock_server(daemon: Daemon, path: str, group: str) -> SanlockServer:
+    """Bind ``path`` like the JSON socket (0660 group ``group``, else 0600) and serve it on a thread."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    listener, note, restricted = bind_socket(path, group)
+    (log.warning if restricted else log.info)("sanlock protocol: %s", note)
+    server = SanlockServer(daemon, listener, path)
+    server.start()
+    return server

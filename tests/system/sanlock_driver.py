@@ -1,0 +1,97 @@
+"""Run python3-sanlock calls in one process and print each result as a JSON line.
+
+Runs under Debian's /usr/bin/python3 (the binding is visible only there), so: stdlib only, Python
+3.11, no lockengine imports. Reads a JSON list of steps on stdin:
+
+    {"op": "add_lockspace", "args": ["LS", 1, "/dev/loop0"], "kwargs": {"wait": false}}
+
+``op`` is a ``sanlock`` function, or ``register`` (keeps the fd), ``close`` (closes it), ``restrict``
+(RESTRICT with the given flags on the fd; the binding lacks it) or ``sleep``.
+The strings "$fd" and "$pid" in args/kwargs become the registered fd and this process's pid; a disk
+list is given as [[path, offset], ...]. ``until`` repeats a step (every 0.2 s, at most ``tries`` times)
+until its value equals it. Output per step: {"op", "ok": true, "value"} or
+{"op", "ok": false, "errno", "message"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import time
+from typing import Any
+
+import sanlock  # type: ignore[import-not-found]
+
+NAMED = frozenset({"write_lockspace", "add_lockspace", "inq_lockspace", "rem_lockspace", "get_hosts", "write_resource",
+                   "acquire", "release", "request", "read_resource_owners", "set_lvb", "get_lvb", "set_event"})
+WITH_RESOURCE = frozenset({"write_resource", "acquire", "release", "request", "read_resource_owners", "set_lvb",
+                           "get_lvb"})
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def main() -> None:
+    steps = json.load(sys.stdin)
+    fd: int | None = None
+    for step in steps:
+        op = step["op"]
+
+        def sub(v: Any, fd: int | None = fd) -> Any:
+            if v == "$fd":
+                return fd
+            if v == "$pid":
+                return os.getpid()
+            if isinstance(v, list):
+                return [sub(x) for x in v]
+            return v
+
+        args = [sub(a) for a in step.get("args", [])]
+        kwargs = {k: sub(v) for k, v in step.get("kwargs", {}).items()}
+        # The binding takes names as bytes (as VDSM passes them) and paths as str.
+        if op in NAMED and args and isinstance(args[0], str):
+            args[0] = args[0].encode()
+        if op in WITH_RESOURCE and len(args) >= 3:
+            args[1] = args[1].encode() if isinstance(args[1], str) else args[1]
+            args[2] = [tuple(d) for d in args[2]]
+        tries = int(step.get("tries", 1 if "until" not in step else 300))
+        out: dict[str, Any] = {"op": op}
+        for _ in range(tries):
+            try:
+                if op == "register":
+                    fd = sanlock.register()
+                    value: Any = fd
+                elif op == "close":
+                    assert fd is not None
+                    os.close(fd)
+                    fd = None
+                    value = None
+                elif op == "restrict":  # not in the binding: what libsanlock's sanlock_restrict() sends
+                    assert fd is not None
+                    os.write(fd, struct.pack("<8I", 0x04282010, 1, 10, int(args[0]), 32, 0, 0, 0xFFFFFFFF))
+                    value = struct.unpack("<8i", os.read(fd, 32))[6]
+                elif op == "sleep":
+                    time.sleep(float(args[0]))
+                    value = None
+                else:
+                    value = getattr(sanlock, op)(*args, **kwargs)
+                out = {"op": op, "ok": True, "value": plain(value)}
+            except sanlock.SanlockException as exc:
+                out = {"op": op, "ok": False, "errno": exc.errno, "message": str(exc)}
+            if "until" not in step or out.get("value") == step["until"]:
+                break
+            time.sleep(0.2)
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
