@@ -67,6 +67,7 @@ def test_missing_default_file_gives_the_defaults(machine_id: Path) -> None:
         "path_prefixes": [],
         "max_connections": 128,
         "max_output_bytes": 1048576,
+        "sanlock_socket": None,
         "log_level": "INFO",
         "syslog": True,
         "lockspaces": [],
