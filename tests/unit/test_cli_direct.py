@@ -432,7 +432,7 @@ def test_a_forced_release_is_recorded_with_who_when_what_and_why(
     }
     code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M", "-f", "2")
     assert (doc["areas"][0]["timestamp"], doc["areas"][0]["dblocks"][0]["released"]) == (0, True)
-    # Nothing to release any more: refused, recorded as a failed forced attempt, nothing written.
+    # Nothing to release any more: refused before any write, so nothing is written and nothing recorded.
     before = digest(dev)
     code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", "--force",
                          "--reason", "again", "--audit-log", str(log))
