@@ -12,6 +12,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..client import Client, run_dir
@@ -19,6 +20,7 @@ from ..errors import InputError
 from ..strings import MAX_HOST_ID, format_resource, parse_lockspace, parse_resource, split_fields
 from .output import emit, json_parent
 
+Handler = Callable[[argparse.Namespace], int]
 FORCE_MODES: dict[str, str | int] = {"1": "force", "2": "graceful", "force": "force", "graceful": "graceful", "0": 0}
 
 
@@ -259,7 +261,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = client.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    def verb(name: str, handler: Any, text: str, add_help: bool = True) -> argparse.ArgumentParser:
+    def verb(name: str, handler: Handler, text: str, add_help: bool = True) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = verbs.add_parser(name, parents=[common], help=text, add_help=add_help)
         p.set_defaults(handler=handler)
         return p

@@ -4,8 +4,9 @@ The modules run on hosts that have only the collection (they call the engine's C
 keeps ONE copy of each rule in module_utils/common.py, used by the modules and the filter plugins. This
 test imports both sides and compares them: the geometry table, the host-id limit, the offset syntax,
 names and paths, the run dir / socket name / its environment variable, the audit log's default path,
-request force modes and host states. ``drifts()`` lists every difference; the second test shows it
-catches each table deliberately broken.
+request force modes and host states. ``drifts()`` lists every difference; a parametrised test shows it
+catches each table deliberately broken. The Python floor is stated once (pyproject's requires-python)
+and ``floor_drifts`` checks mypy and the engine role's preflight against it.
 """
 
 from __future__ import annotations

@@ -432,7 +432,7 @@ def test_a_forced_release_is_recorded_with_who_when_what_and_why(
     }
     code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M", "-f", "2")
     assert (doc["areas"][0]["timestamp"], doc["areas"][0]["dblocks"][0]["released"]) == (0, True)
-    # Nothing to release any more: refused, recorded as a failed forced attempt, nothing written.
+    # Nothing to release any more: refused before any write, so nothing is written and nothing recorded.
     before = digest(dev)
     code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", "--force",
                          "--reason", "again", "--audit-log", str(log))
@@ -594,3 +594,27 @@ def test_a_dead_hosts_shared_lease_is_released_on_its_behalf(
     code, doc = run_json(capsys, "direct", "dump", f"{dev}:1M:1M")
     assert doc["areas"][0]["shared"] == []
     assert [(r["command"], r["grounds"]) for r in records(log)] == [("release_id", "forced"), ("release", "dead")]
+
+
+def test_a_release_that_fails_after_it_was_authorised_is_recorded_as_failed(
+    capsys: pytest.CaptureFixture[str], dev: LoopDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error during the release itself (injected at the write; the real device under it)."""
+    import errno
+
+    from lockengine.paxos import PaxosLease
+
+    held_by_host_1(capsys, dev)
+
+    def eio(self: PaxosLease) -> None:
+        raise OSError(errno.EIO, "Input/output error", dev.path)
+
+    monkeypatch.setattr(PaxosLease, "release", eio)
+    log = tmp_path / "audit.log"
+    before = digest(dev)
+    code, doc = run_json(capsys, "direct", "release", "-r", f"LS:R1:{dev}:1M", "-i", "1", "-g", "1", "--force",
+                         "--reason", "INC-3", "--audit-log", str(log))
+    assert (code, doc["error"]["name"]) == (1, "EIO")
+    assert digest(dev) == before
+    (rec,) = records(log)
+    assert (rec["grounds"], rec["result"], rec["reason"]) == ("forced", "failed:EIO", "INC-3")
