@@ -105,11 +105,7 @@ class SanlockServer:
                     elif data is self._wake_key:
                         self._drain_posted()
                     elif isinstance(data, Conn):
-                        if mask & selectors.EVENT_WRITE:
-                            self._flush(data)
-                        if mask & selectors.EVENT_READ and not data.closed:
-                            self._read(data)
-                        self._process(data)
+                        self._serve(data, mask)
                     elif isinstance(data, Client):
                         self._pidfd_ready(data)
         except Exception:  # a bug in the loop: log it; the JSON socket and the leases carry on
@@ -118,6 +114,17 @@ class SanlockServer:
             self._close_all()
 
     # ------------------------------------------------------------------ connections
+
+    def _serve(self, conn: Conn, mask: int) -> None:
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(conn)
+            if mask & selectors.EVENT_READ and not conn.closed:
+                self._read(conn)
+            self._process(conn)
+        except Exception:  # a bug: this connection goes, the socket keeps serving the others
+            log.exception("sanlock socket: connection of pid %d failed; closing it", conn.caller.cred.pid)
+            self._close(conn)
 
     def _accept(self) -> None:
         while True:
@@ -188,7 +195,8 @@ class SanlockServer:
                     return None
                 conn.header = wire.decode_header(conn.inbuf)
             h = conn.header
-            need = wire.payload_needed(h, memoryview(conn.inbuf)[wire.HEADER_SIZE:])
+            with memoryview(conn.inbuf) as whole, whole[wire.HEADER_SIZE :] as body:
+                need = wire.payload_needed(h, body)  # the views are released before inbuf changes
             if len(conn.inbuf) - wire.HEADER_SIZE < need:
                 return None
             payload = bytes(conn.inbuf[wire.HEADER_SIZE : wire.HEADER_SIZE + need])
