@@ -183,7 +183,7 @@ def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: 
     dev = loop_device(size=8 * M).path
     d, sdir = compat_daemon(daemons, tmp_path)
     disks = [[dev, M]]
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"op": "write_lockspace", "args": ["LS", dev], "kwargs": {"iotimeout": 1}},
         {"op": "write_resource", "args": ["LS", "R1", disks]},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},

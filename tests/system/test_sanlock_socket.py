@@ -91,8 +91,9 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     path = sock_path(sdir)
 
     # Bad magic and unknown commands: -EINVAL, then the connection is closed.
-    for words in [(0xDEADBEEF, 1, 28, 0, 32, 0, 0, 0), (wire.MAGIC, 1, 99, 0, 32, 0, 0, 0),
-                  (wire.MAGIC, 0x00020001, wire.STATUS, 0, 32, 0, 0, 0)]:
+    bad: list[tuple[int, ...]] = [(0xDEADBEEF, 1, 28, 0, 32, 0, 0, 0), (wire.MAGIC, 1, 99, 0, 32, 0, 0, 0),
+                  (wire.MAGIC, 0x00020001, wire.STATUS, 0, 32, 0, 0, 0)]
+    for words in bad:
         c = Raw(path)
         c.send(struct.pack("<8I", *words))
         got, _ = c.reply()
