@@ -4,6 +4,7 @@ run (>= 5000 malformed messages) after which the daemon still serves and a holde
 from __future__ import annotations
 
 import errno
+import os
 import random
 import socket
 import struct
@@ -14,7 +15,7 @@ from pathlib import Path
 from lockengine.daemon.sanlock import wire
 from lockengine.daemon.sanlock.wire import Header, WireDisk, WireLockspace, WireOptions, WireResource
 from tests.conftest import LoopFactory
-from tests.support.daemons import DaemonFactory, TestDaemon
+from tests.support.daemons import DaemonFactory, Holder, TestDaemon
 from tests.system.test_sanlock_compat import SYSTEM_PYTHON, compat_daemon, drive, ok
 
 M = 1 << 20
@@ -253,3 +254,48 @@ def test_fuzz_daemon_survives_and_keeps_serving(daemons: DaemonFactory, loop_dev
     finally:
         holder.kill()
         holder.wait()
+
+
+def result_of(words: tuple[int, ...]) -> int:
+    return int(struct.unpack("<i", struct.pack("<I", words[6]))[0])
+
+
+def test_one_command_in_flight_and_takeover_from_a_dead_host(
+    daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path, holders: list[Holder]
+) -> None:
+    """Host 2 holds R1 and its daemon dies. Through the sanlock socket host 1 gets -243 (IDLIVE) or, with
+    OWNER_NOWAIT, -247 (OWNED_RETRY) — never the lease — until host 2 counts as dead; a blocking ACQUIRE
+    waits for that, and meanwhile every other command for the same client gets -EBUSY."""
+    dev = loop_device(size=8 * M).path
+    d1, sdir = compat_daemon(daemons, tmp_path)
+    setup_lockspace(d1, sdir, dev)
+    d2 = daemons("h2")
+    d2.join("LS", 2, dev)
+    h2 = d2.holder(f"LS:R1:{dev}:{M}")
+    holders.append(h2)
+    assert h2.acquired is not None, h2.error
+    d2.proc.kill()
+    d2.proc.wait()
+    path = sock_path(sdir)
+    reg = Raw(path)
+    reg.sock.settimeout(120)
+    reg.send(Header(cmd=wire.REGISTER).encode())
+    me = os.getpid()  # the registered client is this test process
+    while True:  # until host 1 sees host 2 stop renewing
+        result = reg.call(*acquire_msg(dev, "R1", M, cmd_flags=wire.ACQUIRE_OWNER_NOWAIT))[0]
+        assert result in (-243, -247), result  # never 0 while host 2 may be alive
+        if result == -247:
+            break
+        time.sleep(0.2)
+    h, payload = acquire_msg(dev, "R1", M)
+    reg.send(h.encode() + payload)
+    # While that ACQUIRE waits for host 2 to count as dead: one command in flight per client.
+    for other, body in [(Header(cmd=wire.INQUIRE, data2=me), b""), acquire_msg(dev, "R2", 2 * M, data2=me)]:
+        c = Raw(path)
+        assert c.call(other, body)[0] == -errno.EBUSY
+        c.close()
+    words, _ = reg.reply()
+    assert result_of(words) == 0
+    result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))
+    assert (result, count) == (0, 1) and body.startswith(f"LS:R1:{dev}:{M}:2".encode())
+    reg.close()
