@@ -25,9 +25,9 @@ M = 1 << 20
 EPERM, ESRCH, EEXIST, ENOSPC, EOPNOTSUPP = 1, 3, 17, 28, 95
 
 
-def compat_daemon(daemons: DaemonFactory, tmp_path: Path, name: str = "h1") -> tuple[TestDaemon, Path]:
+def compat_daemon(daemons: DaemonFactory, tmp_path: Path, name: str = "h1", **config: Any) -> tuple[TestDaemon, Path]:
     sdir = tmp_path / name / "sanlock"
-    d = daemons(name, sanlock_socket=str(sdir / "sanlock.sock"))
+    d = daemons(name, sanlock_socket=str(sdir / "sanlock.sock"), **config)
     assert (sdir / "sanlock.sock").exists()
     return d, sdir
 
@@ -255,12 +255,19 @@ def test_disk_commands_refuse_to_overwrite_a_held_lease(daemons: DaemonFactory, 
     assert err(r[9]) == -223
 
 
-@pytest.mark.parametrize("flags", [0, 1])
-def test_socket_off_unless_configured(daemons: DaemonFactory, tmp_path: Path, flags: int) -> None:
-    d = daemons(f"plain{flags}") if flags == 0 else compat_daemon(daemons, tmp_path, "with")[0]
+@pytest.mark.parametrize("flags", [0, 1, 2])
+def test_socket_off_unless_configured_and_as_private_as_the_json_socket(daemons: DaemonFactory, tmp_path: Path, flags: int) -> None:
+    if flags == 0:
+        d = daemons("plain")
+    elif flags == 1:  # the default group 'lockengine' does not exist here: 0600, root only
+        d = compat_daemon(daemons, tmp_path, "private")[0]
+    else:
+        d = compat_daemon(daemons, tmp_path, "grouped", socket_group="root")[0]
     st = d.call("status", detail=True)
     configured = st["daemon"]["config"]["sanlock_socket"]
     if flags == 0:
         assert configured is None and not list(d.run_dir.rglob("sanlock.sock"))
     else:
-        assert configured and os.stat(configured).st_mode & 0o777 in (0o600, 0o660)
+        ours, theirs = os.stat(configured), os.stat(d.socket)
+        assert (ours.st_mode, ours.st_uid, ours.st_gid) == (theirs.st_mode, theirs.st_uid, theirs.st_gid)
+        assert ours.st_mode & 0o777 == (0o600 if flags == 1 else 0o660) and ours.st_gid == 0
