@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,48 @@ def test_socket_off_unless_configured_and_as_private_as_the_json_socket(daemons:
         ours, theirs = os.stat(configured), os.stat(d.socket)
         assert (ours.st_mode, ours.st_uid, ours.st_gid) == (theirs.st_mode, theirs.st_uid, theirs.st_gid)
         assert ours.st_mode & 0o777 == (0o600 if flags == 1 else 0o660) and ours.st_gid == 0
+
+
+def test_request_moves_a_lease_held_through_sanlock_client_command(
+    daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path, sanlock: str
+) -> None:
+    """``sanlock client command`` registers, acquires and execs a program that holds the lease; a graceful
+    request through python3-sanlock SIGTERMs it (held on this host: acted on at once), the lease is
+    released, and ``examine`` answers."""
+    dev = loop_device(size=8 * M).path
+    d, sdir = compat_daemon(daemons, tmp_path)
+    disks = [[dev, M]]
+    for res in drive(sdir, [
+        {"op": "write_lockspace", "args": ["LS", dev], "kwargs": {"iotimeout": 1}},
+        {"op": "write_resource", "args": ["LS", "R1", disks]},
+        {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},
+    ]):
+        ok(res)
+    env = {"SANLOCK_RUN_DIR": str(sdir), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    cmd = subprocess.Popen([sanlock, "client", "command", "-r", f"LS:R1:{dev}:{M}", "-c", "/bin/sleep", "300"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        held = []
+        for _ in range(300):
+            held = d.call("status")["resources"]
+            if held:
+                break
+            assert cmd.poll() is None, cmd.communicate()
+            time.sleep(0.1)
+        assert [(x["resource"], x["pid"]) for x in held] == [("R1", cmd.pid)]
+        r = drive(sdir, [
+            {"op": "read_resource_owners", "args": ["LS", "R1", disks]},
+            {"op": "request", "args": ["LS", "R1", disks], "kwargs": {"action": 2}},
+            {"op": "read_resource_owners", "args": ["LS", "R1", disks], "until": []},
+        ])
+        assert [o["host_id"] for o in ok(r[0])] == [1]
+        ok(r[1])
+        assert ok(r[2]) == []
+        assert cmd.wait(60) == -15  # SIGTERM, as sanlock's graceful request without a killpath
+        out = sanlock_cli(sanlock, sdir, "examine", "-s", f"LS:1:{dev}:0")
+        assert out.returncode == 0, (out.stdout, out.stderr)
+        out = sanlock_cli(sanlock, sdir, "request", "-r", f"LS:R1:{dev}:{M}:5", "-f", "1")
+        assert out.returncode == 0, (out.stdout, out.stderr)  # a free lease: nothing to ask, as sanlock
+    finally:
+        cmd.kill()
+        cmd.wait()
