@@ -20,25 +20,22 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from ... import __version__
 from ...errors import InputError, LockError
 from ...paxos import read_leader
 from ...strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path
 from ..clients import Client, PeerCred
 from ..engine import CallContext, Daemon
-from ..lockspace import ADD, JOINED, Lockspace
+from ..lockspace import JOINED, Lockspace
 from ..log import get_logger
 from ..resources import HELD
-from . import disk, wire
-from .wire import Request, WireError, WireHost, WireLockspace, WireResource
+from . import disk, views, wire
+from .wire import Request, WireError, WireLockspace, WireResource
 
 log = get_logger("sanlock")
 
 EOPNOTSUPP = -errno.EOPNOTSUPP
 SANLK_ERROR = -201
 INQ_WAIT_POLL = 1.0  # seconds between looks while INQ_LOCKSPACE waits, as sanlock does
-HOST_FLAGS = {"UNKNOWN": wire.HOST_UNKNOWN, "FREE": wire.HOST_FREE, "LIVE": wire.HOST_LIVE,
-              "FAIL": wire.HOST_FAIL, "DEAD": wire.HOST_DEAD}
 
 Outcome = Union[bytes, "concurrent.futures.Future[bytes]"]
 
@@ -346,38 +343,23 @@ class Commands:
             log.error("sanlock rem_lockspace (async) failed: %s", exc)
 
     def get_lockspaces(self, caller: Caller, req: Request) -> Outcome:
-        spaces = self.d.status(False)["lockspaces"]
-        out = []
-        for s in spaces:
-            flags = wire.LSF_ADD if s["state"] == ADD else 0 if s["state"] == JOINED else wire.LSF_REM
-            out.append(WireLockspace(s["lockspace"], s["host_id"], flags, wire.WireDisk(s["path"], s["offset"])).encode())
-        return wire.reply(req.header, 0, len(out), b"".join(out))
+        spaces = views.lockspace_list(self.d.status(False)["lockspaces"])
+        return wire.reply(req.header, 0, len(spaces), b"".join(spaces))
 
     def get_hosts(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
-        want = req.lockspace.host_id
-        space = self.d.lockspace(req.lockspace.name)
-        hosts = []
-        for info in space.hosts():
-            if (want and info["host_id"] != want) or (not want and not info["timestamp"]):
-                continue
-            hosts.append(WireHost(info["host_id"], info["generation"], info["timestamp"], info["io_timeout"],
-                                  HOST_FLAGS.get(str(info["state"]), wire.HOST_UNKNOWN)).encode())
+        hosts = views.host_list(self.d.lockspace(req.lockspace.name).hosts(), req.lockspace.host_id)
         return wire.reply(req.header, 0, len(hosts), b"".join(hosts))
 
     def host_status(self, caller: Caller, req: Request) -> Outcome:
+        """A header, then one record per host seen; the connection then closes."""
         assert req.lockspace is not None
         try:
             space = self.d.lockspace(req.lockspace.name)
         except LockError:
-            return wire.reply(req.header, -errno.ENOSPC)
-        records = []
-        for info in space.hosts() if space.table is not None else []:
-            text = (f"last_check={int(info['last_check'])} last_live={int(info['last_live'])} last_req=0 "
-                    f"owner_id={info['owner_id']} owner_generation={info['generation']} "
-                    f"timestamp={info['timestamp']} io_timeout={info['io_timeout']} owner_name={info['host_name']}")
-            records.append(wire.encode_state(wire.STATE_HOST, "", text, info["host_id"], info["timestamp"]))
-        return wire.reply(req.header, 0, 0, b"".join(records), length=wire.HEADER_SIZE)
+            return wire.reply(req.header, -errno.ENOSPC)  # what sanlock answers for an unknown lockspace
+        records = views.host_records(space.hosts() if space.table is not None else [])
+        return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
 
     # ------------------------------------------------------------------ disks
 
@@ -430,36 +412,9 @@ class Commands:
         return h.encode()
 
     def status(self, caller: Caller, req: Request) -> Outcome:
-        """A header, then daemon, client, lockspace and resource records; the connection then closes."""
-        st = self.d.status(False)
-        upto = req.header.data
-        dm = st["daemon"]
-        parts = [wire.encode_state(wire.STATE_DAEMON, dm["host_name"], (
-            f"our_host_name={dm['host_name']} use_watchdog={int(dm['watchdog'].get('backend') != 'none')} "
-            f"io_timeout={dm['io_timeout']} kill_grace_seconds={dm['kill_grace']} monotime={dm['monotime']} "
-            f"version_str=3.8.5 version_hex={wire.VERSION_CODE:08x} smproto_hex={wire.PROTO:08x} "
-            f"lockengine_version={__version__}"))]
-        if upto != 1:
-            for c in st["clients"]:
-                parts.append(wire.encode_state(wire.STATE_CLIENT, str(c["name"]), f"pid={c['pid']}", int(c["pid"])))
-        if upto not in (1, 2):
-            for s in st["lockspaces"]:
-                which = {"ADD": "add", "JOINED": "spaces"}.get(s["state"], "rem")
-                parts.append(wire.encode_state(wire.STATE_LOCKSPACE, s["lockspace"], (
-                    f"list={which} space_id=0 io_timeout={s['io_timeout']} host_generation={s['generation']} "
-                    f"renewal_last_success={s['renewal_last_success']}"), 0, s["host_id"]))
-                parts.append(WireLockspace(s["lockspace"], s["host_id"], 0,
-                                           wire.WireDisk(s["path"], s["offset"])).encode())
-        if upto not in (1, 2, 3):
-            for r in st["resources"]:
-                if r["state"] != HELD:
-                    continue
-                parts.append(wire.encode_state(wire.STATE_RESOURCE, r["resource"], f"list=held pid={r['pid']}",
-                                               int(r["pid"]), int(r["lver"])))
-                flags = wire.RES_SHARED if r["shared"] else 0
-                parts.append(WireResource(r["lockspace"], r["resource"], int(r["lver"]), flags=flags,
-                                          disks=(wire.WireDisk(r["path"], r["offset"]),)).encode())
-        return wire.reply(req.header, 0, 0, b"".join(parts), length=wire.HEADER_SIZE)
+        """A header, then the daemon's records (views.status_records); the connection then closes."""
+        records = views.status_records(self.d.status(False), req.header.data)
+        return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
 
 
 TABLE: dict[int, tuple[Handler, bool]] = {
