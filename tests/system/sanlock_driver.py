@@ -1,12 +1,13 @@
 """Run python3-sanlock calls in one process and print each result as a JSON line.
 
 Runs under Debian's /usr/bin/python3 (the binding is visible only there), so: stdlib only, Python
-3.11, no lockengine imports. Reads a JSON list of steps on stdin:
+3.11, no lockengine imports. Takes a JSON list of steps:
 
     {"op": "add_lockspace", "args": ["LS", 1, "/dev/loop0"], "kwargs": {"wait": false}}
 
 ``op`` is a ``sanlock`` function, or ``register`` (keeps the fd), ``close`` (closes it), ``restrict``
-(RESTRICT with the given flags on the fd; the binding lacks it) or ``sleep``.
+(RESTRICT with the given flags on the fd; the binding lacks it), ``wait`` (for a line on stdin) or
+``sleep``. The steps come as the first argument, or on stdin when there is none.
 The strings "$fd" and "$pid" in args/kwargs become the registered fd and this process's pid; a disk
 list is given as [[path, offset], ...]. ``until`` repeats a step (every 0.2 s, at most ``tries`` times)
 until its value equals it. Output per step: {"op", "ok": true, "value"} or
@@ -41,7 +42,7 @@ def plain(value: Any) -> Any:
 
 
 def main() -> None:
-    steps = json.load(sys.stdin)
+    steps = json.loads(sys.argv[1]) if len(sys.argv) > 1 else json.load(sys.stdin)
     fd: int | None = None
     for step in steps:
         op = step["op"]
@@ -79,6 +80,8 @@ def main() -> None:
                     assert fd is not None
                     os.write(fd, struct.pack("<8I", 0x04282010, 1, 10, int(args[0]), 32, 0, 0, 0xFFFFFFFF))
                     value = struct.unpack("<8i", os.read(fd, 32))[6]
+                elif op == "wait":  # for the test's go-ahead: one line on stdin
+                    value = sys.stdin.readline().strip()
                 elif op == "sleep":
                     time.sleep(float(args[0]))
                     value = None
@@ -87,7 +90,7 @@ def main() -> None:
                 out = {"op": op, "ok": True, "value": plain(value)}
             except sanlock.SanlockException as exc:
                 out = {"op": op, "ok": False, "errno": exc.errno, "message": str(exc)}
-            if "until" not in step or out.get("value") == step["until"]:
+            if "until" not in step or (out["ok"] and out["value"] == step["until"]):
                 break
             time.sleep(0.2)
         print(json.dumps(out), flush=True)
