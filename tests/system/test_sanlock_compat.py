@@ -180,7 +180,8 @@ def test_libvirt_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_
 def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,
                                            sanlock: str) -> None:
     """The killpath set over the sanlock socket is the daemon's own (JSON status shows it); ``sanlock client
-    status``, ``gets -h 1``, ``host_status``, ``inquire -p`` and ``version`` print what sanlock would."""
+    status``, ``gets -h 1``, ``host_status``, ``inquire -p``, ``renewal``, ``log_dump`` and ``version`` print
+    what sanlock would."""
     dev = loop_device(size=8 * M).path
     d, sdir = compat_daemon(daemons, tmp_path)
     disks = [[dev, M]]
@@ -219,6 +220,11 @@ def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: 
         assert f"s LS:1:{dev}:0" in out.stdout and "h 1 gen 1" in out.stdout and "LIVE" in out.stdout, out.stdout
         out = sanlock_cli(sanlock, sdir, "host_status", "-s", "LS")
         assert out.stdout.startswith("1 timestamp "), out.stdout
+        out = sanlock_cli(sanlock, sdir, "renewal", "-s", "LS")
+        assert out.returncode == 0 and "timestamp=" in out.stdout and "read_ms=" in out.stdout, out
+        out = sanlock_cli(sanlock, sdir, "log_dump")
+        # sanlock 3.8.5's own CLI exits 1 after a log_dump of its own daemon too: only the text counts.
+        assert f"client pid {holder.pid}" in out.stdout, out.stdout[-2000:]
         out = sanlock_cli(sanlock, sdir, "version")
         assert out.returncode == 0 and "3.8.5" in out.stdout, (out.stdout, out.stderr)
         # Releasing by pid through the CLI, as an administrator would.

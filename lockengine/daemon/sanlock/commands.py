@@ -8,6 +8,7 @@ flight at a time (a second gets -EBUSY), as in sanlock.
 
 Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
 leases, num_hosts on acquire, convert, multi-disk resources, events, set_config, rindex, shutdown.
+(RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 
 from __future__ import annotations
@@ -411,6 +412,21 @@ class Commands:
         h = wire.Header(cmd=wire.VERSION, seq=req.header.seq, data2=wire.VERSION_CODE)
         return h.encode()
 
+    def renewal(self, caller: Caller, req: Request) -> Outcome:
+        """A header (data2 = io_timeout), then one record per remembered renewal; then EOF."""
+        assert req.lockspace is not None
+        try:
+            space = self.d.lockspace(req.lockspace.name)
+        except LockError:
+            return wire.reply(req.header, -errno.ENOSPC)
+        records = views.renewal_records(space.renewals())
+        return wire.reply(req.header, 0, space.io_timeout, records, length=wire.HEADER_SIZE)
+
+    def log_dump(self, caller: Caller, req: Request) -> Outcome:
+        """A header with the byte count in data, then the log text; then EOF."""
+        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [])
+        return wire.reply(req.header, len(text), 0, text, length=wire.HEADER_SIZE)
+
     def status(self, caller: Caller, req: Request) -> Outcome:
         """A header, then the daemon's records (views.status_records); the connection then closes."""
         records = views.status_records(self.d.status(False), req.header.data)
@@ -437,6 +453,8 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.ALIGN: (Commands.align, False),
     wire.VERSION: (Commands.version, True),
     wire.STATUS: (Commands.status, True),
+    wire.RENEWAL: (Commands.renewal, True),
+    wire.LOG_DUMP: (Commands.log_dump, True),
 }
 
 # Commands on a registered client: (handler, inline).

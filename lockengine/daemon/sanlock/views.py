@@ -77,3 +77,19 @@ def status_records(st: dict[str, Any], upto: int) -> bytes:
                                       flags=wire.RES_SHARED if r["shared"] else 0,
                                       disks=(WireDisk(r["path"], r["offset"]),)).encode())
     return b"".join(parts)
+
+
+def renewal_records(renewals: list[dict[str, Any]]) -> bytes:
+    """RENEWAL: one type-6 record per remembered renewal (data64 its timestamp)."""
+    records = []
+    for r in renewals:
+        text = (f"timestamp={r['timestamp']} read_ms={int(r['read_ms'])} write_ms={int(r['write_ms'])} "
+                f"next_timeouts=0 next_errors={0 if r['result'] == 0 else 1}")
+        records.append(wire.encode_state(wire.STATE_RENEWAL, "", text, 0, int(r["timestamp"])))
+    return b"".join(records)
+
+
+def log_text(lines: list[str], limit: int = 1 << 20) -> bytes:
+    """LOG_DUMP: the newest log lines, at most ``limit`` bytes (sanlock's buffer is 1 MiB)."""
+    raw = "".join(line if line.endswith("\n") else line + "\n" for line in lines).encode("utf-8", "replace")
+    return raw[-limit:]
