@@ -75,7 +75,7 @@ def test_vdsm_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_pat
         {"op": "inq_lockspace", "args": ["LS", 1, dev, 0]},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0], "kwargs": {"wait": False}},
         {"op": "inq_lockspace", "args": ["LS", 1, dev, 0]},
-        {"op": "inq_lockspace", "args": ["LS", 1, dev, 0], "until": True},
+        {"op": "inq_lockspace", "args": ["LS", 1, dev, 0], "kwargs": {"wait": True}},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},
         {"op": "get_lockspaces"},
         {"op": "register"},
@@ -99,7 +99,7 @@ def test_vdsm_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_pat
     assert ok(r[4]) is False  # not joined: -ENOENT maps to False
     assert ok(r[5]) is None
     assert ok(r[6]) in (None, True)  # -EINPROGRESS maps to None while joining
-    assert ok(r[7]) is True
+    assert ok(r[7]) is True  # the INQ_WAIT flag: answered once the join completed
     assert err(r[8]) == EEXIST
     assert ok(r[9]) == [{"lockspace": "LS", "host_id": 1, "path": dev, "offset": 0, "flags": 0}]
     fd = ok(r[10])

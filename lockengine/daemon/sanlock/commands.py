@@ -100,6 +100,9 @@ class Commands:
         self.d = daemon
         self._busy: set[Client] = set()
         self._busy_lock = threading.Lock()
+        self._waiters: list[tuple[Request, concurrent.futures.Future[bytes]]] = []
+        self._waiters_lock = threading.Lock()
+        self._waiter_thread: threading.Thread | None = None
 
     def handle(self, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
         """Serve ``req``; ``done`` gets the reply bytes (b"" for none), from any thread, exactly once."""
@@ -314,12 +317,35 @@ class Commands:
         return -errno.EINPROGRESS
 
     def inq_lockspace(self, caller: Caller, req: Request) -> Outcome:
+        """With INQ_WAIT the answer waits while the lockspace is being added or removed, re-checked once
+        a second by one shared thread: waiting callers hold no worker."""
         assert req.lockspace is not None
         code = self._inq(req.lockspace)
-        while code == -errno.EINPROGRESS and req.header.cmd_flags & wire.INQ_WAIT and not self.d.stopping:
+        if code != -errno.EINPROGRESS or not req.header.cmd_flags & wire.INQ_WAIT:
+            return wire.reply(req.header, code)
+        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        with self._waiters_lock:
+            self._waiters.append((req, out))
+            if self._waiter_thread is None:
+                self._waiter_thread = threading.Thread(target=self._poll_waiters, name="sanlock-inq-wait", daemon=True)
+                self._waiter_thread.start()
+        return out
+
+    def _poll_waiters(self) -> None:
+        while True:
             time.sleep(INQ_WAIT_POLL)
-            code = self._inq(req.lockspace)
-        return wire.reply(req.header, code)
+            with self._waiters_lock:
+                waiting, self._waiters = self._waiters, []
+            still = []
+            for req, out in waiting:
+                assert req.lockspace is not None
+                code = self._inq(req.lockspace)
+                if code == -errno.EINPROGRESS and not self.d.stopping:
+                    still.append((req, out))
+                else:
+                    out.set_result(wire.reply(req.header, code))
+            with self._waiters_lock:
+                self._waiters.extend(still)
 
     def rem_lockspace(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
@@ -437,7 +463,7 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REGISTER: (Commands.register, True),
     wire.RESTRICT: (Commands.restrict, True),
     wire.ADD_LOCKSPACE: (Commands.add_lockspace, False),
-    wire.INQ_LOCKSPACE: (Commands.inq_lockspace, False),
+    wire.INQ_LOCKSPACE: (Commands.inq_lockspace, True),
     wire.REM_LOCKSPACE: (Commands.rem_lockspace, False),
     wire.REQUEST: (Commands.request, False),
     wire.EXAMINE_LOCKSPACE: (Commands.examine, False),

@@ -151,7 +151,7 @@ class SanlockServer:
         if conn.closed:
             return
         want = 0
-        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED:
+        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED and len(conn.outbuf) < MAX_BUFFERED:
             want |= selectors.EVENT_READ
         if conn.outbuf:
             want |= selectors.EVENT_WRITE
@@ -180,7 +180,8 @@ class SanlockServer:
 
     def _process(self, conn: Conn) -> None:
         """Frame and start every complete request while none is in flight on this connection."""
-        while not conn.busy and not conn.closing and not conn.closed:
+        # A peer that does not read its replies gets no more requests served until it does.
+        while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < MAX_BUFFERED:
             req = self._next_request(conn)
             if req is None:
                 break
