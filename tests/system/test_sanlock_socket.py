@@ -151,6 +151,20 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))
     assert (result, count) == (0, 1) and body == f"LS:R1:{dev}:{M}:1\0".encode()
     assert reg.call(Header(cmd=wire.CONVERT, data2=wire.PID_SELF), res)[0] == -errno.EOPNOTSUPP
+    # Several resources in one call (libsanlock allows 8; the binding sends one): all or nothing.
+    r1 = WireResource("LS", "R1", disks=(WireDisk(dev, M),))
+    r2 = WireResource("LS", "R2", disks=(WireDisk(dev, 2 * M),))
+    two = r2.encode() + r1.encode() + WireOptions("raw").encode()
+    acquire_two = Header(cmd=wire.ACQUIRE, length=32 + len(two), data=2, data2=wire.PID_SELF)
+    assert reg.call(acquire_two, two)[0] == -errno.EEXIST  # R1 is held already: R2 is not kept either
+    assert reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))[1] == 1
+    assert reg.call(Header(cmd=wire.RELEASE, cmd_flags=wire.REL_ALL, data2=wire.PID_SELF))[0] == 0
+    assert reg.call(acquire_two, two)[0] == 0
+    assert reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))[1] == 2
+    names = r1.encode(with_disks=False) + r2.encode(with_disks=False)  # RELEASE sends no disks
+    assert reg.call(Header(cmd=wire.RELEASE, length=32 + len(names), data=2, data2=wire.PID_SELF), names)[0] == 0
+    assert reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))[1] == 0
+    assert reg.call(*acquire_msg(dev, "R1", M))[0] == 0
     status = d.call("status")
     assert [(r["resource"], r["pid"]) for r in status["resources"]] == [("R1", status["clients"][0]["pid"])]
     # RESTRICT_ALL: this connection takes no more commands; leases stay until it closes.
