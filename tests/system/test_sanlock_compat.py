@@ -323,3 +323,21 @@ def test_request_moves_a_lease_held_through_sanlock_client_command(
     finally:
         cmd.kill()
         cmd.wait()
+
+
+def test_sanlock_client_init_and_read_go_through_the_daemon(daemons: DaemonFactory, loop_device: LoopFactory,
+                                                            tmp_path: Path, sanlock: str) -> None:
+    """``sanlock client init`` / ``read`` (WRITE_* / READ_* through the daemon) write what lockengine reads."""
+    dev = loop_device(size=8 * M).path
+    _, sdir = compat_daemon(daemons, tmp_path)
+    for args in (["init", "-s", f"LS:0:{dev}:0"], ["init", "-r", f"LS:R1:{dev}:{M}"],
+                 ["init", "-r", f"LS:R2:{dev}:{2 * M}", "-z", "1"]):
+        out = sanlock_cli(sanlock, sdir, *args)
+        assert out.returncode == 0, (args, out.stdout, out.stderr)
+    assert read_leader(dev, "LS", "R1", M)["lver"] == 0
+    out = sanlock_cli(sanlock, sdir, "read", "-s", f"LS:0:{dev}:0")
+    assert out.returncode == 0 and "s LS:" in out.stdout, (out.stdout, out.stderr)
+    out = sanlock_cli(sanlock, sdir, "read", "-r", f"LS:R1:{dev}:{M}")
+    assert out.returncode == 0 and f"r LS:R1:{dev}:{M}:0" in out.stdout, (out.stdout, out.stderr)
+    out = sanlock_cli(sanlock, sdir, "read", "-r", f"LS:R2:{dev}:{2 * M}")
+    assert out.returncode != 0  # cleared with -z 1: sanlock's LEADER_MAGIC
