@@ -5,6 +5,7 @@ Both use io_timeout 1 and sanlock 3.8.5's 60 s watchdog fire timeout."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,23 @@ def test_lockengine_and_sanlock_exclude_each_other(daemons: DaemonFactory, loop_
         for s in sessions:
             s.stop()
     ok(drive(theirs, [{"op": "rem_lockspace", "args": ["LS", 2, dev, 0]}])[0])
+
+
+def test_never_takes_over_a_live_sanlock_socket(daemons: DaemonFactory, tmp_path: Path,
+                                                 sanlock_peer: SanlockDaemon) -> None:
+    """Configured with the socket a running sanlock daemon serves, lockengined refuses to start (before it
+    arms its watchdog) and sanlock keeps its socket; a leftover socket file nobody serves is replaced."""
+    live = sanlock_peer.run_dir / "sanlock.sock"
+    with pytest.raises(AssertionError) as exc:
+        daemons("intruder", sanlock_socket=str(live))
+    assert "another daemon serves it" in str(exc.value)
+    assert "watchdog multiplexer started" not in str(exc.value)  # refused before the device was armed
+    assert sanlock_peer.client("status", check=False).returncode == 0
+    stale = tmp_path / "stale" / "sanlock.sock"
+    stale.parent.mkdir()
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(stale))
+    leftover.close()  # bound, never listening: what a crashed daemon leaves
+    d = daemons("heir", sanlock_socket=str(stale))
+    assert drive(stale.parent, [{"op": "get_lockspaces"}])[0]["value"] == []
+    assert d.proc.poll() is None

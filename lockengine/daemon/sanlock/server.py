@@ -26,6 +26,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+from ...errors import InputError, LockError
 from ..clients import Client, peer_cred
 from ..engine import Daemon
 from ..log import get_logger
@@ -303,8 +304,29 @@ class SanlockServer:
             os.unlink(self.path)
 
 
+def refuse_if_served(path: str, own_socket: str) -> None:
+    """Never take over a live socket: sanlock's own daemon (or another lockengined) may serve ``path``.
+    A socket file nobody listens on is a leftover and may be replaced."""
+    if os.path.abspath(path) == os.path.abspath(own_socket):
+        raise InputError("sanlock_socket", path, "give a path other than the daemon's own socket "
+                                                 "(e.g. /run/sanlock/sanlock.sock)")
+    if not os.path.lexists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody listens: a leftover
+    finally:
+        probe.close()
+    raise LockError("EBUSY", f"sanlock_socket {path}: another daemon serves it (sanlock itself?); stop it or "
+                             "choose another path")
+
+
 def start_sanlock_server(daemon: Daemon, path: str, group: str) -> SanlockServer:
     """Bind ``path`` like the JSON socket (0660 group ``group``, else 0600) and serve it on a thread."""
+    refuse_if_served(path, daemon.config.socket_path)
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     listener, note, restricted = bind_socket(path, group)
     (log.warning if restricted else log.info)("sanlock protocol: %s", note)
