@@ -146,6 +146,8 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     assert reg.call(*acquire_msg(dev, "R1", M))[0] == 0
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_PERSISTENT))[0] == -errno.EOPNOTSUPP
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_ORPHAN))[0] == -errno.EOPNOTSUPP
+    assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_NUM_HOSTS))[0] == -errno.EOPNOTSUPP
+    assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_LVB))[0] == -errno.EOPNOTSUPP
     result, _, _ = reg.call(Header(magic=0x12345678, cmd=wire.INQUIRE))
     assert result == -errno.EINVAL
     result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))
