@@ -139,3 +139,54 @@ def test_never_takes_over_a_live_sanlock_socket(daemons: DaemonFactory, tmp_path
     d = daemons("heir", sanlock_socket=str(stale))
     assert drive(stale.parent, [{"op": "get_lockspaces"}])[0]["value"] == []
     assert d.proc.poll() is None
+
+
+def test_events_between_sanlock_and_lockengine(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,
+                                               sanlock_peer: SanlockDaemon) -> None:
+    """set_event / reg_event / get_event / end_event through both daemons: an event set on one host reaches
+    the other's listener (pushed 80-byte messages read by python3-sanlock's get_event)."""
+    dev = loop_device(size=8 * M).path
+    d, ours = compat_daemon(daemons, tmp_path, watchdog_fire_timeout=60, kill_grace=40)
+    theirs = sanlock_peer.run_dir
+    for res in drive(ours, [
+        {"op": "write_lockspace", "args": ["LS", dev], "kwargs": {"iotimeout": 1}},
+        {"op": "add_lockspace", "args": ["LS", 1, dev, 0], "kwargs": {"iotimeout": 1}},
+    ]):
+        ok(res)
+    ok(drive(theirs, [{"op": "add_lockspace", "args": ["LS", 2, dev, 0], "kwargs": {"iotimeout": 1}}])[0])
+    cur = 1  # SETEV_CUR_GENERATION
+    a = Session(ours, [
+        {"op": "reg_event", "args": ["LS"]},
+        {"op": "get_event", "args": ["$evfd"], "until_nonempty": True},
+        {"op": "set_event", "args": ["LS", 2, 0, 0x5566], "kwargs": {"data": 0x7788, "flags": cur}},
+        {"op": "end_event", "args": ["$evfd", "LS"]},
+        {"op": "reg_event", "args": ["NOPE"]},
+        {"op": "set_event", "args": ["LS", 0, 0, 1]},
+    ])
+    b = Session(theirs, [
+        {"op": "reg_event", "args": ["LS"]},
+        {"op": "wait"},
+        {"op": "set_event", "args": ["LS", 1, 0, 0x1122], "kwargs": {"data": 0x3344, "flags": cur}},
+        {"op": "get_event", "args": ["$evfd"], "until_nonempty": True},
+        {"op": "end_event", "args": ["$evfd", "LS"]},
+    ])
+    try:
+        ok(a.result())
+        ok(b.result())
+        b.go()  # sanlock sets its event only once our listener is registered
+        ok(b.result())
+        ok(b.result())
+        got = ok(a.result())
+        assert [(e["event"], e["data"], e["from_host_id"], e["host_id"]) for e in got] == [(0x1122, 0x3344, 2, 1)]
+        assert got[0]["from_generation"] >= 1
+        ok(a.result())  # our set_event to host 2
+        theirs_got = ok(b.result())
+        assert [(e["event"], e["data"], e["from_host_id"], e["host_id"]) for e in theirs_got] == [(0x5566, 0x7788, 1, 2)]
+        ok(b.result())
+        ok(a.result())  # end_event
+        assert err(a.result()) == 2  # ENOENT: no such lockspace
+        assert err(a.result()) == 22  # EINVAL: host id 0
+    finally:
+        a.stop()
+        b.stop()
+    ok(drive(theirs, [{"op": "rem_lockspace", "args": ["LS", 2, dev, 0]}])[0])

@@ -106,7 +106,6 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     ls = WireLockspace("LS", 1, 0, WireDisk(dev, 0)).encode()
     res = WireResource("LS", "R1").encode()
     for h, payload in [(Header(cmd=wire.SET_CONFIG, data=1), ls),
-                       (Header(cmd=wire.REG_EVENT, length=32 + 1104 + 32), ls + bytes(32)),
                        (Header(cmd=wire.SET_LVB, length=32 + 128 + 9), res + b"hello-lvb"),
                        (Header(cmd=wire.GET_LVB), res), (Header(cmd=wire.SHUTDOWN, data=1), b""),
                        (Header(cmd=wire.FORMAT_RINDEX), bytes(1104))]:
@@ -115,6 +114,11 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
         assert result == -errno.EOPNOTSUPP, h.name
         assert c.at_eof()
         c.close()
+
+    c = Raw(path)  # events are served; this lockspace is not joined (yet)
+    assert c.call(Header(cmd=wire.REG_EVENT, length=32 + 1104 + 32), ls + bytes(32))[0] == -errno.ENOENT
+    assert c.at_eof()
+    c.close()
 
     # VERSION keeps the connection open and answers 3.8.5; ALIGN answers the device's alignment.
     c = Raw(path)

@@ -7,7 +7,7 @@ CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one
 flight at a time (a second gets -EBUSY), as in sanlock.
 
 Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
-leases, num_hosts on acquire, convert, multi-disk resources, events, set_config, rindex, shutdown.
+leases, num_hosts on acquire, convert, multi-disk resources, set_config, rindex, shutdown.
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 
@@ -50,6 +50,7 @@ class Caller:
     watch: Callable[[Client], None]
     client: Client | None = None
     restrict: int = 0
+    event_lockspace: str | None = None  # set by REG_EVENT: events of this lockspace are pushed here
 
 
 def result_code(exc: BaseException) -> int:
@@ -103,6 +104,7 @@ class Commands:
         self._waiters: list[tuple[Request, concurrent.futures.Future[bytes]]] = []
         self._waiters_lock = threading.Lock()
         self._waiter_thread: threading.Thread | None = None
+        self.event_count: Callable[[str], int] = lambda name: 0  # the listener's event connections
 
     def handle(self, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
         """Serve ``req``; ``done`` gets the reply bytes (b"" for none), from any thread, exactly once."""
@@ -388,6 +390,47 @@ class Commands:
         records = views.host_records(space.hosts() if space.table is not None else [])
         return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
 
+    # ------------------------------------------------------------------ events
+
+    def reg_event(self, caller: Caller, req: Request) -> Outcome:
+        """The connection stays open and gets the lockspace's events pushed (the listener does that)."""
+        assert req.lockspace is not None
+        name = req.lockspace.name
+        if not name:
+            raise InputError("lockspace.name", name, "give the lockspace to listen on")
+        space = self.d.lockspace(name)  # ENOENT
+        if self.event_count(space.name) >= wire.MAX_EVENT_FDS:
+            raise WireError(-errno.ENOCSI, f"lockspace {name} has {wire.MAX_EVENT_FDS} event listeners already")
+        caller.event_lockspace = space.name
+        return wire.reply(req.header)
+
+    def end_event(self, caller: Caller, req: Request) -> Outcome:
+        """The client closed its event connection itself (after writing the end marker)."""
+        assert req.lockspace is not None
+        self.d.lockspace(req.lockspace.name)  # ENOENT
+        return wire.reply(req.header)
+
+    def set_event(self, caller: Caller, req: Request) -> Outcome:
+        """Put an event in our delta record and set the target's bit; it goes out at once (renew_now)."""
+        assert req.lockspace is not None and req.host_event is not None
+        h, he = req.header, req.host_event
+        if h.cmd_flags & ~wire.SETEV_CUR_GENERATION:
+            raise unsupported(f"set_event flags 0x{h.cmd_flags:x} (only SETEV_CUR_GENERATION)")
+        if not 1 <= he.host_id <= MAX_HOST_ID:
+            raise InputError("host_event.host_id", he.host_id, f"give the target host id, 1 to {MAX_HOST_ID}")
+        if he.event == 0:
+            raise InputError("host_event.event", 0, "give a non-zero event number")
+        space = self.d.lockspace(req.lockspace.name)
+        if space.delta is None or space.state != JOINED:
+            raise LockError("EAGAIN", f"lockspace {space.name} is {space.state}, not joined")
+        generation = he.generation
+        if h.cmd_flags & wire.SETEV_CUR_GENERATION and space.table is not None:
+            info = space.table.info(he.host_id)
+            generation = info.generation if info is not None else 0
+        space.delta.set_event(he.host_id, generation, he.event, he.data)
+        space.renew_now()
+        return wire.reply(h)
+
     # ------------------------------------------------------------------ disks
 
     def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
@@ -481,6 +524,9 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.STATUS: (Commands.status, True),
     wire.RENEWAL: (Commands.renewal, True),
     wire.LOG_DUMP: (Commands.log_dump, True),
+    wire.REG_EVENT: (Commands.reg_event, True),
+    wire.END_EVENT: (Commands.end_event, True),
+    wire.SET_EVENT: (Commands.set_event, True),
 }
 
 # Commands on a registered client: (handler, inline).

@@ -39,6 +39,7 @@ log = get_logger("sanlock")
 RECV_SIZE = 65536
 CONN_ID_BASE = 1 << 40  # registrations share the daemon's client registry with the JSON socket's ids
 MAX_BUFFERED = 1 << 20  # bytes a connection may leave unread before it is closed
+EVENT_POLL = 0.25  # seconds between looks for new lockspace events while anyone listens
 
 
 @dataclass(eq=False)
@@ -77,6 +78,9 @@ class SanlockServer:
         self._listen_key = _Marker()
         self._wake_key = _Marker()
         self._thread = threading.Thread(target=self.serve_forever, name="sanlock-socket", daemon=True)
+        self.event_conns: dict[str, list[Conn]] = {}  # REG_EVENT connections per lockspace
+        self._event_seen: dict[str, list[dict[str, object]]] = {}  # the lockspace's events already pushed
+        self.commands.event_count = lambda name: len(self.event_conns.get(name, ()))
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._wake_key)
 
@@ -99,7 +103,8 @@ class SanlockServer:
         self._loop_ident = threading.get_ident()
         try:
             while not self._stop:
-                for key, mask in self.sel.select():
+                # Events arrive in the lockspaces' memory; while anyone listens, look 4 times a second.
+                for key, mask in self.sel.select(EVENT_POLL if self.event_conns else None):
                     data = key.data
                     if data is self._listen_key:
                         self._accept()
@@ -109,6 +114,8 @@ class SanlockServer:
                         self._serve(data, mask)
                     elif isinstance(data, Client):
                         self._pidfd_ready(data)
+                if self.event_conns:
+                    self._push_events()
         except Exception:  # a bug in the loop: log it; the JSON socket and the leases carry on
             log.exception("sanlock socket loop failed; the sanlock socket stops serving")
         finally:
@@ -181,6 +188,9 @@ class SanlockServer:
 
     def _process(self, conn: Conn) -> None:
         """Frame and start every complete request while none is in flight on this connection."""
+        if conn.caller.event_lockspace is not None and conn.inbuf and not conn.busy:
+            self._close(conn)  # the end marker (END_EVENT) or anything else: the listener is done
+            return
         # A peer that does not read its replies gets no more requests served until it does.
         while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < MAX_BUFFERED:
             req = self._next_request(conn)
@@ -239,7 +249,10 @@ class SanlockServer:
 
     def _finish(self, conn: Conn, cmd: int, data: bytes) -> None:
         conn.busy = False
-        keep = conn.caller.client is not None or cmd in KEEP_OPEN
+        name = conn.caller.event_lockspace
+        if name is not None and not conn.closed and conn not in self.event_conns.get(name, []):
+            self._listen(conn, name)
+        keep = conn.caller.client is not None or cmd in KEEP_OPEN or name is not None
         self._deliver(conn, data, keep)
 
     def _deliver(self, conn: Conn, data: bytes, keep: bool) -> None:
@@ -274,8 +287,49 @@ class SanlockServer:
             conn.events = 0
         conn.sock.close()
         self.conns.pop(conn.id, None)
+        name = conn.caller.event_lockspace
+        if name is not None and conn in self.event_conns.get(name, []):
+            self.event_conns[name].remove(conn)
+            if not self.event_conns[name]:
+                del self.event_conns[name]
+                self._event_seen.pop(name, None)
         if conn.caller.client is not None:
             self.daemon.connection_closed(conn.id)  # a registration is a connection: its leases go
+
+    # ------------------------------------------------------------------ events
+
+    def _listen(self, conn: Conn, name: str) -> None:
+        """REG_EVENT succeeded: push this lockspace's events from now on to ``conn``."""
+        if name not in self._event_seen:
+            try:
+                self._event_seen[name] = list(self.daemon.lockspace(name).events)
+            except LockError:
+                self._event_seen[name] = []
+        self.event_conns.setdefault(name, []).append(conn)
+
+    def _push_events(self) -> None:
+        for name, conns in list(self.event_conns.items()):
+            try:
+                space = self.daemon.lockspace(name)
+            except LockError:  # the lockspace is gone: so are its listeners
+                for conn in list(conns):
+                    self._close(conn)
+                continue
+            snapshot = list(space.events)
+            # The previous snapshot keeps its events alive, so identity tells new from old.
+            seen = {id(e) for e in self._event_seen.get(name, [])}
+            self._event_seen[name] = snapshot
+            for ev in snapshot:
+                if id(ev) in seen:
+                    continue
+                sender = _num(ev["host_id"])
+                info = space.table.info(sender) if space.table is not None else None
+                he = wire.WireHostEvent(space.host_id, _num(ev["generation"]), _num(ev["event"]), _num(ev["data"]))
+                msg = wire.encode_event(he, sender, info.generation if info is not None else 0)
+                for conn in list(conns):
+                    if len(conn.outbuf) < MAX_BUFFERED:  # a listener that does not read misses events
+                        conn.outbuf += msg
+                        self._flush(conn)
 
     # ------------------------------------------------------------------ registered processes
 
@@ -302,6 +356,10 @@ class SanlockServer:
         self._wake_w.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+def _num(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def refuse_if_served(path: str, own_socket: str) -> None:
