@@ -7,7 +7,8 @@ CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one
 flight at a time (a second gets -EBUSY), as in sanlock.
 
 Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
-leases, num_hosts on acquire, convert, multi-disk resources, set_config, rindex, shutdown.
+leases, num_hosts on acquire, convert, multi-disk resources, set_event flags other than
+CUR_GENERATION, set_config, rindex, shutdown.
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 

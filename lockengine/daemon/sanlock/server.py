@@ -2,7 +2,8 @@
 
 Connection model (sanlock 3.8): one command per connection, closed after the reply — except a
 registered connection (REGISTER has no reply and makes the connection the client: closing it releases
-the client's leases) and the connections that RESTRICT or VERSION leave open. The stream is
+the client's leases), the connections that RESTRICT or VERSION leave open, and REG_EVENT's listeners,
+to which the lockspace's events are pushed (any input from a listener ends it). The stream is
 reassembled here (libsanlock sends a request in several writes); ``wire`` says how many bytes each
 request carries, so a request is never cut or merged with the next.
 
