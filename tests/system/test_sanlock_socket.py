@@ -287,9 +287,10 @@ def test_one_command_in_flight_and_takeover_from_a_dead_host(
     OWNER_NOWAIT, -247 (OWNED_RETRY) — never the lease — until host 2 counts as dead; a blocking ACQUIRE
     waits for that, and meanwhile every other command for the same client gets -EBUSY."""
     dev = loop_device(size=8 * M).path
-    d1, sdir = compat_daemon(daemons, tmp_path)
+    # The shortest fire timeout both hosts accept: host 2 counts as dead 8·io + 5 s after its last renewal.
+    d1, sdir = compat_daemon(daemons, tmp_path, watchdog_fire_timeout=5)
     setup_lockspace(d1, sdir, dev)
-    d2 = daemons("h2")
+    d2 = daemons("h2", watchdog_fire_timeout=5)
     d2.join("LS", 2, dev)
     h2 = d2.holder(f"LS:R1:{dev}:{M}")
     holders.append(h2)
