@@ -1,4 +1,5 @@
-"""sanlock's commands mapped onto the daemon (engine.Daemon's public methods): one handler per command.
+"""sanlock's commands mapped onto the daemon (engine.Daemon's public methods): the dispatch, and the
+registration, lease, disk and daemon commands (lockspace and event commands: lockspaces.py).
 
 ``Commands.handle`` runs memory-only commands on the listener's thread and the rest (disk I/O or
 waits) on the daemon's worker pool; every outcome, including every failure, becomes one reply with
@@ -18,78 +19,21 @@ import concurrent.futures
 import errno
 import os
 import threading
-import time
-from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable
 
 from ...errors import InputError, LockError
 from ...paxos import read_leader
-from ...strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path
-from ..clients import Client, PeerCred
+from ...strings import ResourceSpec, check_name, check_path
+from ..clients import Client
 from ..engine import CallContext, Daemon
-from ..lockspace import JOINED, Lockspace
 from ..log import get_logger
 from ..resources import HELD
 from . import disk, views, wire
-from .wire import Request, WireError, WireLockspace, WireResource
+from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
+from .lockspaces import LockspaceCommands
+from .wire import Request, WireError
 
 log = get_logger("sanlock")
-
-EOPNOTSUPP = -errno.EOPNOTSUPP
-SANLK_ERROR = -201
-INQ_WAIT_POLL = 1.0  # seconds between looks while INQ_LOCKSPACE waits, as sanlock does
-
-Outcome = Union[bytes, "concurrent.futures.Future[bytes]"]
-
-
-@dataclass(eq=False)
-class Caller:
-    """One connection of the sanlock socket: who is on it and what it registered or restricted."""
-
-    conn_id: int
-    cred: PeerCred
-    watch: Callable[[Client], None]
-    client: Client | None = None
-    restrict: int = 0
-    event_lockspace: str | None = None  # set by REG_EVENT: events of this lockspace are pushed here
-
-
-def result_code(exc: BaseException) -> int:
-    if isinstance(exc, (WireError, LockError)):
-        return exc.code
-    if isinstance(exc, InputError):
-        return -errno.EINVAL
-    if isinstance(exc, OSError) and exc.errno:
-        return -exc.errno
-    return SANLK_ERROR
-
-
-def unsupported(what: str) -> WireError:
-    return WireError(EOPNOTSUPP, f"{what} is not served by lockengine's sanlock socket yet (EOPNOTSUPP)")
-
-
-# --------------------------------------------------------------------------- argument shapes
-
-
-def lockspace_spec(ls: WireLockspace) -> LockspaceSpec:
-    if not 1 <= ls.host_id <= MAX_HOST_ID:
-        raise InputError("lockspace.host_id", ls.host_id, f"give this host's id, 1 to {MAX_HOST_ID}")
-    return LockspaceSpec(check_name(ls.name, "lockspace.name"), ls.host_id,
-                         check_path(ls.disk.path, "lockspace.host_id_disk.path"), ls.disk.offset)
-
-
-def resource_spec(res: WireResource, what: str, with_disk: bool = True) -> ResourceSpec:
-    check_name(res.lockspace, f"{what}.lockspace_name")
-    check_name(res.name, f"{what}.name")
-    disks: tuple[Disk, ...] = ()
-    if with_disk:
-        if len(res.disks) != 1:
-            raise unsupported(f"{what}: a resource on {len(res.disks)} disks (only single-disk resources)")
-        d = res.disks[0]
-        disks = (Disk(check_path(d.path, f"{what}.disks[0].path"), d.offset),)
-    lver = res.lver if res.flags & wire.RES_LVER else None
-    return ResourceSpec(res.lockspace, res.name, disks, lver, bool(res.flags & wire.RES_SHARED))
-
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -102,10 +46,7 @@ class Commands:
         self.d = daemon
         self._busy: set[Client] = set()
         self._busy_lock = threading.Lock()
-        self._waiters: list[tuple[Request, concurrent.futures.Future[bytes]]] = []
-        self._waiters_lock = threading.Lock()
-        self._waiter_thread: threading.Thread | None = None
-        self.event_count: Callable[[str], int] = lambda name: 0  # the listener's event connections
+        self.spaces = LockspaceCommands(daemon)
 
     def handle(self, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
         """Serve ``req``; ``done`` gets the reply bytes (b"" for none), from any thread, exactly once."""
@@ -286,152 +227,6 @@ class Commands:
         self.d.examine(self.d.lockspace(name))
         return wire.reply(req.header)
 
-    # ------------------------------------------------------------------ lockspaces
-
-    def add_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        h = req.header
-        spec = lockspace_spec(req.lockspace)
-        if h.data > 255:
-            raise InputError("io_timeout (header data)", h.data_signed, "use 0 (the daemon's) or 1 to 255 seconds")
-        space = self.d.add_lockspace(spec, h.data or None)
-        if h.cmd_flags & wire.ADD_ASYNC:
-            return wire.reply(h)
-        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-
-        def joined(f: concurrent.futures.Future[dict[str, object]]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                log.info("sanlock add_lockspace %s failed: %s", space.label, exc)
-            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc)))
-
-        space.joined.add_done_callback(joined)
-        return out
-
-    def _inq(self, ls: WireLockspace) -> int:
-        try:
-            space = self.d.lockspace(ls.name)
-        except LockError:
-            return -errno.ENOENT
-        if ls.host_id and ls.host_id != space.host_id:
-            return -errno.ENOENT
-        if space.state == JOINED and not space.closing:
-            return 0
-        return -errno.EINPROGRESS
-
-    def inq_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        """With INQ_WAIT the answer waits while the lockspace is being added or removed, re-checked once
-        a second by one shared thread: waiting callers hold no worker."""
-        assert req.lockspace is not None
-        code = self._inq(req.lockspace)
-        if code != -errno.EINPROGRESS or not req.header.cmd_flags & wire.INQ_WAIT:
-            return wire.reply(req.header, code)
-        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-        with self._waiters_lock:
-            self._waiters.append((req, out))
-            if self._waiter_thread is None:
-                self._waiter_thread = threading.Thread(target=self._poll_waiters, name="sanlock-inq-wait", daemon=True)
-                self._waiter_thread.start()
-        return out
-
-    def _poll_waiters(self) -> None:
-        while True:
-            time.sleep(INQ_WAIT_POLL)
-            with self._waiters_lock:
-                waiting, self._waiters = self._waiters, []
-            still = []
-            for req, out in waiting:
-                assert req.lockspace is not None
-                code = self._inq(req.lockspace)
-                if code == -errno.EINPROGRESS and not self.d.stopping:
-                    still.append((req, out))
-                else:
-                    out.set_result(wire.reply(req.header, code))
-            with self._waiters_lock:
-                self._waiters.extend(still)
-
-    def rem_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        h = req.header
-        space = self.d.lockspace(req.lockspace.name)
-        if req.lockspace.host_id and req.lockspace.host_id != space.host_id:
-            raise LockError("ENOENT", f"lockspace {space.name} is joined with host id {space.host_id}, "
-                                      f"not {req.lockspace.host_id}")
-        unused = bool(h.cmd_flags & wire.REM_UNUSED)
-        if h.cmd_flags & wire.REM_ASYNC:
-            if unused and self.d.holders(space):
-                raise LockError("EBUSY", f"lockspace {space.label} has lease holders; not removing it")
-            self.d.pool.submit(self._rem_logged, space, unused)
-            return wire.reply(h)
-        self.d.rem_lockspace(space, unused)
-        return wire.reply(h)
-
-    def _rem_logged(self, space: Lockspace, unused: bool) -> None:
-        try:
-            self.d.rem_lockspace(space, unused)
-        except (LockError, OSError) as exc:
-            log.error("sanlock rem_lockspace (async) failed: %s", exc)
-
-    def get_lockspaces(self, caller: Caller, req: Request) -> Outcome:
-        spaces = views.lockspace_list(self.d.status(False)["lockspaces"])
-        return wire.reply(req.header, 0, len(spaces), b"".join(spaces))
-
-    def get_hosts(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        hosts = views.host_list(self.d.lockspace(req.lockspace.name).hosts(), req.lockspace.host_id)
-        return wire.reply(req.header, 0, len(hosts), b"".join(hosts))
-
-    def host_status(self, caller: Caller, req: Request) -> Outcome:
-        """A header, then one record per host seen; the connection then closes."""
-        assert req.lockspace is not None
-        try:
-            space = self.d.lockspace(req.lockspace.name)
-        except LockError:
-            return wire.reply(req.header, -errno.ENOSPC)  # what sanlock answers for an unknown lockspace
-        records = views.host_records(space.hosts() if space.table is not None else [])
-        return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
-
-    # ------------------------------------------------------------------ events
-
-    def reg_event(self, caller: Caller, req: Request) -> Outcome:
-        """The connection stays open and gets the lockspace's events pushed (the listener does that)."""
-        assert req.lockspace is not None
-        name = req.lockspace.name
-        if not name:
-            raise InputError("lockspace.name", name, "give the lockspace to listen on")
-        space = self.d.lockspace(name)  # ENOENT
-        if self.event_count(space.name) >= wire.MAX_EVENT_FDS:
-            raise WireError(-errno.ENOCSI, f"lockspace {name} has {wire.MAX_EVENT_FDS} event listeners already")
-        caller.event_lockspace = space.name
-        return wire.reply(req.header)
-
-    def end_event(self, caller: Caller, req: Request) -> Outcome:
-        """The client closed its event connection itself (after writing the end marker)."""
-        assert req.lockspace is not None
-        self.d.lockspace(req.lockspace.name)  # ENOENT
-        return wire.reply(req.header)
-
-    def set_event(self, caller: Caller, req: Request) -> Outcome:
-        """Put an event in our delta record and set the target's bit; it goes out at once (renew_now)."""
-        assert req.lockspace is not None and req.host_event is not None
-        h, he = req.header, req.host_event
-        if h.cmd_flags & ~wire.SETEV_CUR_GENERATION:
-            raise unsupported(f"set_event flags 0x{h.cmd_flags:x} (only SETEV_CUR_GENERATION)")
-        if not 1 <= he.host_id <= MAX_HOST_ID:
-            raise InputError("host_event.host_id", he.host_id, f"give the target host id, 1 to {MAX_HOST_ID}")
-        if he.event == 0:
-            raise InputError("host_event.event", 0, "give a non-zero event number")
-        space = self.d.lockspace(req.lockspace.name)
-        if space.delta is None or space.state != JOINED:
-            raise LockError("EAGAIN", f"lockspace {space.name} is {space.state}, not joined")
-        generation = he.generation
-        if h.cmd_flags & wire.SETEV_CUR_GENERATION and space.table is not None:
-            info = space.table.info(he.host_id)
-            generation = info.generation if info is not None else 0
-        space.delta.set_event(he.host_id, generation, he.event, he.data)
-        space.renew_now()
-        return wire.reply(h)
-
     # ------------------------------------------------------------------ disks
 
     def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
@@ -482,16 +277,6 @@ class Commands:
         h = wire.Header(cmd=wire.VERSION, seq=req.header.seq, data2=wire.VERSION_CODE)
         return h.encode()
 
-    def renewal(self, caller: Caller, req: Request) -> Outcome:
-        """A header (data2 = io_timeout), then one record per remembered renewal; then EOF."""
-        assert req.lockspace is not None
-        try:
-            space = self.d.lockspace(req.lockspace.name)
-        except LockError:
-            return wire.reply(req.header, -errno.ENOSPC)
-        records = views.renewal_records(space.renewals())
-        return wire.reply(req.header, 0, space.io_timeout, records, length=wire.HEADER_SIZE)
-
     def log_dump(self, caller: Caller, req: Request) -> Outcome:
         """A header with the byte count in data, then the log text; then EOF."""
         text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [])
@@ -506,15 +291,15 @@ class Commands:
 TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REGISTER: (Commands.register, True),
     wire.RESTRICT: (Commands.restrict, True),
-    wire.ADD_LOCKSPACE: (Commands.add_lockspace, False),
-    wire.INQ_LOCKSPACE: (Commands.inq_lockspace, True),
-    wire.REM_LOCKSPACE: (Commands.rem_lockspace, False),
+    wire.ADD_LOCKSPACE: (lambda c, cl, r: c.spaces.add_lockspace(cl, r), False),
+    wire.INQ_LOCKSPACE: (lambda c, cl, r: c.spaces.inq_lockspace(cl, r), True),
+    wire.REM_LOCKSPACE: (lambda c, cl, r: c.spaces.rem_lockspace(cl, r), False),
     wire.REQUEST: (Commands.request, False),
     wire.EXAMINE_LOCKSPACE: (Commands.examine, False),
     wire.EXAMINE_RESOURCE: (Commands.examine, False),
-    wire.GET_LOCKSPACES: (Commands.get_lockspaces, True),
-    wire.GET_HOSTS: (Commands.get_hosts, True),
-    wire.HOST_STATUS: (Commands.host_status, True),
+    wire.GET_LOCKSPACES: (lambda c, cl, r: c.spaces.get_lockspaces(cl, r), True),
+    wire.GET_HOSTS: (lambda c, cl, r: c.spaces.get_hosts(cl, r), True),
+    wire.HOST_STATUS: (lambda c, cl, r: c.spaces.host_status(cl, r), True),
     wire.WRITE_LOCKSPACE: (Commands.write_lockspace, False),
     wire.WRITE_RESOURCE: (Commands.write_resource, False),
     wire.READ_LOCKSPACE: (Commands.read_lockspace, False),
@@ -523,11 +308,11 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.ALIGN: (Commands.align, False),
     wire.VERSION: (Commands.version, True),
     wire.STATUS: (Commands.status, True),
-    wire.RENEWAL: (Commands.renewal, True),
+    wire.RENEWAL: (lambda c, cl, r: c.spaces.renewal(cl, r), True),
     wire.LOG_DUMP: (Commands.log_dump, True),
-    wire.REG_EVENT: (Commands.reg_event, True),
-    wire.END_EVENT: (Commands.end_event, True),
-    wire.SET_EVENT: (Commands.set_event, True),
+    wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
+    wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
+    wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
 }
 
 # Commands on a registered client: (handler, inline).

@@ -33,7 +33,8 @@ from ..engine import Daemon
 from ..log import get_logger
 from ..server import bind_socket
 from . import wire
-from .commands import KEEP_OPEN, Caller, Commands
+from .commands import KEEP_OPEN, Commands
+from .common import Caller
 
 log = get_logger("sanlock")
 
@@ -81,7 +82,7 @@ class SanlockServer:
         self._thread = threading.Thread(target=self.serve_forever, name="sanlock-socket", daemon=True)
         self.event_conns: dict[str, list[Conn]] = {}  # REG_EVENT connections per lockspace
         self._event_seen: dict[str, list[dict[str, object]]] = {}  # the lockspace's events already pushed
-        self.commands.event_count = lambda name: len(self.event_conns.get(name, ()))
+        self.commands.spaces.event_count = lambda name: len(self.event_conns.get(name, ()))
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._wake_key)
 
