@@ -28,7 +28,7 @@ from ..watchdog.multiplexer import create_multiplexer
 from .engine import Daemon
 from .log import get_logger, setup_logging
 from .notify import notify, watchdog_interval
-from .sanlock.server import start_sanlock_server
+from .sanlock.server import refuse_if_served, start_sanlock_server
 from .server import Server, bind_socket
 
 log = get_logger()
@@ -82,6 +82,8 @@ def run(config: Config) -> int:
     log.info("lockengined %s starting: host name %s (%s), run dir %s, io_timeout %d, fire_timeout %d, "
              "kill_grace %d", __version__, config.host_name, config.host_name_source, config.run_dir,
              config.io_timeout, config.watchdog_fire_timeout, config.kill_grace)
+    if config.sanlock_socket:
+        refuse_if_served(config.sanlock_socket, socket_path)  # before the watchdog is armed
     watchdog = create_multiplexer(config.watchdog.backend, config.watchdog.device, config.watchdog_fire_timeout)
     daemon = Daemon(config, watchdog, ring)  # its start() opens the watchdog, or refuses (armed.py)
     listener, note, restricted = bind_socket(socket_path, config.socket_group)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ M = 1 << 20
 EPERM, ESRCH, EEXIST, ENOSPC, EOPNOTSUPP = 1, 3, 17, 28, 95
 
 
-def compat_daemon(daemons: DaemonFactory, tmp_path: Path, name: str = "h1") -> tuple[TestDaemon, Path]:
+def compat_daemon(daemons: DaemonFactory, tmp_path: Path, name: str = "h1", **config: Any) -> tuple[TestDaemon, Path]:
     sdir = tmp_path / name / "sanlock"
-    d = daemons(name, sanlock_socket=str(sdir / "sanlock.sock"))
+    d = daemons(name, sanlock_socket=str(sdir / "sanlock.sock"), **config)
     assert (sdir / "sanlock.sock").exists()
     return d, sdir
 
@@ -74,7 +75,7 @@ def test_vdsm_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_pat
         {"op": "inq_lockspace", "args": ["LS", 1, dev, 0]},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0], "kwargs": {"wait": False}},
         {"op": "inq_lockspace", "args": ["LS", 1, dev, 0]},
-        {"op": "inq_lockspace", "args": ["LS", 1, dev, 0], "until": True},
+        {"op": "inq_lockspace", "args": ["LS", 1, dev, 0], "kwargs": {"wait": True}},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},
         {"op": "get_lockspaces"},
         {"op": "register"},
@@ -98,7 +99,7 @@ def test_vdsm_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_pat
     assert ok(r[4]) is False  # not joined: -ENOENT maps to False
     assert ok(r[5]) is None
     assert ok(r[6]) in (None, True)  # -EINPROGRESS maps to None while joining
-    assert ok(r[7]) is True
+    assert ok(r[7]) is True  # the INQ_WAIT flag: answered once the join completed
     assert err(r[8]) == EEXIST
     assert ok(r[9]) == [{"lockspace": "LS", "host_id": 1, "path": dev, "offset": 0, "flags": 0}]
     fd = ok(r[10])
@@ -179,11 +180,12 @@ def test_libvirt_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_
 def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,
                                            sanlock: str) -> None:
     """The killpath set over the sanlock socket is the daemon's own (JSON status shows it); ``sanlock client
-    status``, ``gets -h 1``, ``host_status``, ``inquire -p`` and ``version`` print what sanlock would."""
+    status``, ``gets -h 1``, ``host_status``, ``inquire -p``, ``renewal``, ``log_dump`` and ``version`` print
+    what sanlock would."""
     dev = loop_device(size=8 * M).path
     d, sdir = compat_daemon(daemons, tmp_path)
     disks = [[dev, M]]
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"op": "write_lockspace", "args": ["LS", dev], "kwargs": {"iotimeout": 1}},
         {"op": "write_resource", "args": ["LS", "R1", disks]},
         {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},
@@ -218,6 +220,11 @@ def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: 
         assert f"s LS:1:{dev}:0" in out.stdout and "h 1 gen 1" in out.stdout and "LIVE" in out.stdout, out.stdout
         out = sanlock_cli(sanlock, sdir, "host_status", "-s", "LS")
         assert out.stdout.startswith("1 timestamp "), out.stdout
+        out = sanlock_cli(sanlock, sdir, "renewal", "-s", "LS")
+        assert out.returncode == 0 and "timestamp=" in out.stdout and "read_ms=" in out.stdout, out
+        out = sanlock_cli(sanlock, sdir, "log_dump")
+        # sanlock 3.8.5's own CLI exits 1 after a log_dump of its own daemon too: only the text counts.
+        assert f"client pid {holder.pid}" in out.stdout, out.stdout[-2000:]
         out = sanlock_cli(sanlock, sdir, "version")
         assert out.returncode == 0 and "3.8.5" in out.stdout, (out.stdout, out.stderr)
         # Releasing by pid through the CLI, as an administrator would.
@@ -255,12 +262,82 @@ def test_disk_commands_refuse_to_overwrite_a_held_lease(daemons: DaemonFactory, 
     assert err(r[9]) == -223
 
 
-@pytest.mark.parametrize("flags", [0, 1])
-def test_socket_off_unless_configured(daemons: DaemonFactory, tmp_path: Path, flags: int) -> None:
-    d = daemons(f"plain{flags}") if flags == 0 else compat_daemon(daemons, tmp_path, "with")[0]
+@pytest.mark.parametrize("flags", [0, 1, 2])
+def test_socket_off_unless_configured_and_as_private_as_the_json_socket(daemons: DaemonFactory, tmp_path: Path, flags: int) -> None:
+    if flags == 0:
+        d = daemons("plain")
+    elif flags == 1:  # the default group 'lockengine' does not exist here: 0600, root only
+        d = compat_daemon(daemons, tmp_path, "private")[0]
+    else:
+        d = compat_daemon(daemons, tmp_path, "grouped", socket_group="root")[0]
     st = d.call("status", detail=True)
     configured = st["daemon"]["config"]["sanlock_socket"]
     if flags == 0:
         assert configured is None and not list(d.run_dir.rglob("sanlock.sock"))
     else:
-        assert configured and os.stat(configured).st_mode & 0o777 in (0o600, 0o660)
+        ours, theirs = os.stat(configured), os.stat(d.socket)
+        assert (ours.st_mode, ours.st_uid, ours.st_gid) == (theirs.st_mode, theirs.st_uid, theirs.st_gid)
+        assert ours.st_mode & 0o777 == (0o600 if flags == 1 else 0o660) and ours.st_gid == 0
+
+
+def test_request_moves_a_lease_held_through_sanlock_client_command(
+    daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path, sanlock: str
+) -> None:
+    """``sanlock client command`` registers, acquires and execs a program that holds the lease; a graceful
+    request through python3-sanlock SIGTERMs it (held on this host: acted on at once), the lease is
+    released, and ``examine`` answers."""
+    dev = loop_device(size=8 * M).path
+    d, sdir = compat_daemon(daemons, tmp_path)
+    disks = [[dev, M]]
+    for res in drive(sdir, [
+        {"op": "write_lockspace", "args": ["LS", dev], "kwargs": {"iotimeout": 1}},
+        {"op": "write_resource", "args": ["LS", "R1", disks]},
+        {"op": "add_lockspace", "args": ["LS", 1, dev, 0]},
+    ]):
+        ok(res)
+    env = {"SANLOCK_RUN_DIR": str(sdir), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    cmd = subprocess.Popen([sanlock, "client", "command", "-r", f"LS:R1:{dev}:{M}", "-c", "/bin/sleep", "300"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        held = []
+        for _ in range(300):
+            held = d.call("status")["resources"]
+            if held:
+                break
+            assert cmd.poll() is None, cmd.communicate()
+            time.sleep(0.1)
+        assert [(x["resource"], x["pid"]) for x in held] == [("R1", cmd.pid)]
+        r = drive(sdir, [
+            {"op": "read_resource_owners", "args": ["LS", "R1", disks]},
+            {"op": "request", "args": ["LS", "R1", disks], "kwargs": {"action": 2}},
+            {"op": "read_resource_owners", "args": ["LS", "R1", disks], "until": []},
+        ])
+        assert [o["host_id"] for o in ok(r[0])] == [1]
+        ok(r[1])
+        assert ok(r[2]) == []
+        assert cmd.wait(60) == -15  # SIGTERM, as sanlock's graceful request without a killpath
+        out = sanlock_cli(sanlock, sdir, "examine", "-s", f"LS:1:{dev}:0")
+        assert out.returncode == 0, (out.stdout, out.stderr)
+        out = sanlock_cli(sanlock, sdir, "request", "-r", f"LS:R1:{dev}:{M}:5", "-f", "1")
+        assert out.returncode == 0, (out.stdout, out.stderr)  # a free lease: nothing to ask, as sanlock
+    finally:
+        cmd.kill()
+        cmd.wait()
+
+
+def test_sanlock_client_init_and_read_go_through_the_daemon(daemons: DaemonFactory, loop_device: LoopFactory,
+                                                            tmp_path: Path, sanlock: str) -> None:
+    """``sanlock client init`` / ``read`` (WRITE_* / READ_* through the daemon) write what lockengine reads."""
+    dev = loop_device(size=8 * M).path
+    _, sdir = compat_daemon(daemons, tmp_path)
+    for args in (["init", "-s", f"LS:0:{dev}:0"], ["init", "-r", f"LS:R1:{dev}:{M}"],
+                 ["init", "-r", f"LS:R2:{dev}:{2 * M}", "-z", "1"]):
+        out = sanlock_cli(sanlock, sdir, *args)
+        assert out.returncode == 0, (args, out.stdout, out.stderr)
+    assert read_leader(dev, "LS", "R1", M)["lver"] == 0
+    out = sanlock_cli(sanlock, sdir, "read", "-s", f"LS:0:{dev}:0")
+    assert out.returncode == 0 and "s LS:" in out.stdout, (out.stdout, out.stderr)
+    out = sanlock_cli(sanlock, sdir, "read", "-r", f"LS:R1:{dev}:{M}")
+    assert out.returncode == 0 and f"r LS:R1:{dev}:{M}:0" in out.stdout, (out.stdout, out.stderr)
+    out = sanlock_cli(sanlock, sdir, "read", "-r", f"LS:R2:{dev}:{2 * M}")
+    assert out.returncode != 0  # cleared with -z 1: sanlock's LEADER_MAGIC

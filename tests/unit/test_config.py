@@ -208,6 +208,7 @@ def test_toml_without_a_parser_says_to_use_json(
         ({"watchdog": "none"}, "watchdog", "use an object with 'backend' and 'device'"),
         ({"run_dir": "run/x"}, "run_dir", "absolute directory path"),
         ({"socket_group": "1bad"}, "socket_group", "use a group name"),
+        ({"sanlock_socket": "sanlock.sock"}, "sanlock_socket", "use an absolute socket path"),
         ({"log_level": "loud"}, "log_level", "use one of debug, info"),
         ({"syslog": "yes"}, "syslog", "use true or false"),
         ({"frobnicate": 1}, "frobnicate", "no such setting exists; the settings here are: admin_group, host_name, io_timeout"),

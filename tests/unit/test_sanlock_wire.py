@@ -176,3 +176,14 @@ def test_random_payloads_never_raise_anything_but_wireerror() -> None:
                 decode_request(h, blob[:need])
         except WireError as exc:
             assert exc.code < 0 and exc.message
+
+
+def test_event_message_is_the_captured_one() -> None:
+    msg = wire.encode_event(wire.WireHostEvent(1, 0, 0x1122, 0x3344), 2, 1)
+    assert len(msg) == 80
+    assert msg[:20] == bytes.fromhex("10202804" "01000000" "01000000" "00000000" "50000000")
+    assert wire.decode_event(msg) == (wire.WireHostEvent(1, 0, 0x1122, 0x3344), 2, 1)
+    ls = WireLockspace("LS")
+    req = decode_request(Header(cmd=wire.SET_EVENT, cmd_flags=1, length=1168),
+                         ls.encode() + wire.WireHostEvent(3, 0, 5, 7).encode())
+    assert req.host_event == wire.WireHostEvent(3, 0, 5, 7) and req.lockspace == ls

@@ -1,4 +1,5 @@
-"""sanlock's commands mapped onto the daemon (engine.Daemon's public methods): one handler per command.
+"""sanlock's commands mapped onto the daemon (engine.Daemon's public methods): the dispatch, and the
+registration, lease, disk and daemon commands (lockspace and event commands: lockspaces.py).
 
 ``Commands.handle`` runs memory-only commands on the listener's thread and the rest (disk I/O or
 waits) on the daemon's worker pool; every outcome, including every failure, becomes one reply with
@@ -7,7 +8,9 @@ CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one
 flight at a time (a second gets -EBUSY), as in sanlock.
 
 Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
-leases, num_hosts on acquire, convert, multi-disk resources, events, set_config, rindex, shutdown.
+leases, num_hosts on acquire, convert, multi-disk resources, set_event flags other than
+CUR_GENERATION, set_config, rindex, shutdown.
+(RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 
 from __future__ import annotations
@@ -16,81 +19,21 @@ import concurrent.futures
 import errno
 import os
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Union
 
-from ... import __version__
 from ...errors import InputError, LockError
 from ...paxos import read_leader
-from ...strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path
-from ..clients import Client, PeerCred
+from ...strings import ResourceSpec, check_name, check_path
+from ..clients import Client
 from ..engine import CallContext, Daemon
-from ..lockspace import ADD, JOINED, Lockspace
 from ..log import get_logger
 from ..resources import HELD
-from . import disk, wire
-from .wire import Request, WireError, WireHost, WireLockspace, WireResource
+from . import disk, views, wire
+from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
+from .lockspaces import LockspaceCommands
+from .wire import Request, WireError
 
 log = get_logger("sanlock")
-
-EOPNOTSUPP = -errno.EOPNOTSUPP
-SANLK_ERROR = -201
-INQ_WAIT_POLL = 1.0  # seconds between looks while INQ_LOCKSPACE waits, as sanlock does
-HOST_FLAGS = {"UNKNOWN": wire.HOST_UNKNOWN, "FREE": wire.HOST_FREE, "LIVE": wire.HOST_LIVE,
-              "FAIL": wire.HOST_FAIL, "DEAD": wire.HOST_DEAD}
-
-Outcome = Union[bytes, "concurrent.futures.Future[bytes]"]
-
-
-@dataclass(eq=False)
-class Caller:
-    """One connection of the sanlock socket: who is on it and what it registered or restricted."""
-
-    conn_id: int
-    cred: PeerCred
-    watch: Callable[[Client], None]
-    client: Client | None = None
-    restrict: int = 0
-
-
-def result_code(exc: BaseException) -> int:
-    if isinstance(exc, (WireError, LockError)):
-        return exc.code
-    if isinstance(exc, InputError):
-        return -errno.EINVAL
-    if isinstance(exc, OSError) and exc.errno:
-        return -exc.errno
-    return SANLK_ERROR
-
-
-def unsupported(what: str) -> WireError:
-    return WireError(EOPNOTSUPP, f"{what} is not served by lockengine's sanlock socket yet (EOPNOTSUPP)")
-
-
-# --------------------------------------------------------------------------- argument shapes
-
-
-def lockspace_spec(ls: WireLockspace) -> LockspaceSpec:
-    if not 1 <= ls.host_id <= MAX_HOST_ID:
-        raise InputError("lockspace.host_id", ls.host_id, f"give this host's id, 1 to {MAX_HOST_ID}")
-    return LockspaceSpec(check_name(ls.name, "lockspace.name"), ls.host_id,
-                         check_path(ls.disk.path, "lockspace.host_id_disk.path"), ls.disk.offset)
-
-
-def resource_spec(res: WireResource, what: str, with_disk: bool = True) -> ResourceSpec:
-    check_name(res.lockspace, f"{what}.lockspace_name")
-    check_name(res.name, f"{what}.name")
-    disks: tuple[Disk, ...] = ()
-    if with_disk:
-        if len(res.disks) != 1:
-            raise unsupported(f"{what}: a resource on {len(res.disks)} disks (only single-disk resources)")
-        d = res.disks[0]
-        disks = (Disk(check_path(d.path, f"{what}.disks[0].path"), d.offset),)
-    lver = res.lver if res.flags & wire.RES_LVER else None
-    return ResourceSpec(res.lockspace, res.name, disks, lver, bool(res.flags & wire.RES_SHARED))
-
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -103,6 +46,7 @@ class Commands:
         self.d = daemon
         self._busy: set[Client] = set()
         self._busy_lock = threading.Lock()
+        self.spaces = LockspaceCommands(daemon)
 
     def handle(self, caller: Caller, req: Request, done: Callable[[bytes], None]) -> None:
         """Serve ``req``; ``done`` gets the reply bytes (b"" for none), from any thread, exactly once."""
@@ -283,103 +227,6 @@ class Commands:
         self.d.examine(self.d.lockspace(name))
         return wire.reply(req.header)
 
-    # ------------------------------------------------------------------ lockspaces
-
-    def add_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        h = req.header
-        spec = lockspace_spec(req.lockspace)
-        if h.data > 255:
-            raise InputError("io_timeout (header data)", h.data_signed, "use 0 (the daemon's) or 1 to 255 seconds")
-        space = self.d.add_lockspace(spec, h.data or None)
-        if h.cmd_flags & wire.ADD_ASYNC:
-            return wire.reply(h)
-        out: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-
-        def joined(f: concurrent.futures.Future[dict[str, object]]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                log.info("sanlock add_lockspace %s failed: %s", space.label, exc)
-            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc)))
-
-        space.joined.add_done_callback(joined)
-        return out
-
-    def _inq(self, ls: WireLockspace) -> int:
-        try:
-            space = self.d.lockspace(ls.name)
-        except LockError:
-            return -errno.ENOENT
-        if ls.host_id and ls.host_id != space.host_id:
-            return -errno.ENOENT
-        if space.state == JOINED and not space.closing:
-            return 0
-        return -errno.EINPROGRESS
-
-    def inq_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        code = self._inq(req.lockspace)
-        while code == -errno.EINPROGRESS and req.header.cmd_flags & wire.INQ_WAIT and not self.d.stopping:
-            time.sleep(INQ_WAIT_POLL)
-            code = self._inq(req.lockspace)
-        return wire.reply(req.header, code)
-
-    def rem_lockspace(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        h = req.header
-        space = self.d.lockspace(req.lockspace.name)
-        if req.lockspace.host_id and req.lockspace.host_id != space.host_id:
-            raise LockError("ENOENT", f"lockspace {space.name} is joined with host id {space.host_id}, "
-                                      f"not {req.lockspace.host_id}")
-        unused = bool(h.cmd_flags & wire.REM_UNUSED)
-        if h.cmd_flags & wire.REM_ASYNC:
-            if unused and self.d.holders(space):
-                raise LockError("EBUSY", f"lockspace {space.label} has lease holders; not removing it")
-            self.d.pool.submit(self._rem_logged, space, unused)
-            return wire.reply(h)
-        self.d.rem_lockspace(space, unused)
-        return wire.reply(h)
-
-    def _rem_logged(self, space: Lockspace, unused: bool) -> None:
-        try:
-            self.d.rem_lockspace(space, unused)
-        except (LockError, OSError) as exc:
-            log.error("sanlock rem_lockspace (async) failed: %s", exc)
-
-    def get_lockspaces(self, caller: Caller, req: Request) -> Outcome:
-        spaces = self.d.status(False)["lockspaces"]
-        out = []
-        for s in spaces:
-            flags = wire.LSF_ADD if s["state"] == ADD else 0 if s["state"] == JOINED else wire.LSF_REM
-            out.append(WireLockspace(s["lockspace"], s["host_id"], flags, wire.WireDisk(s["path"], s["offset"])).encode())
-        return wire.reply(req.header, 0, len(out), b"".join(out))
-
-    def get_hosts(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        want = req.lockspace.host_id
-        space = self.d.lockspace(req.lockspace.name)
-        hosts = []
-        for info in space.hosts():
-            if (want and info["host_id"] != want) or (not want and not info["timestamp"]):
-                continue
-            hosts.append(WireHost(info["host_id"], info["generation"], info["timestamp"], info["io_timeout"],
-                                  HOST_FLAGS.get(str(info["state"]), wire.HOST_UNKNOWN)).encode())
-        return wire.reply(req.header, 0, len(hosts), b"".join(hosts))
-
-    def host_status(self, caller: Caller, req: Request) -> Outcome:
-        assert req.lockspace is not None
-        try:
-            space = self.d.lockspace(req.lockspace.name)
-        except LockError:
-            return wire.reply(req.header, -errno.ENOSPC)
-        records = []
-        for info in space.hosts() if space.table is not None else []:
-            text = (f"last_check={int(info['last_check'])} last_live={int(info['last_live'])} last_req=0 "
-                    f"owner_id={info['owner_id']} owner_generation={info['generation']} "
-                    f"timestamp={info['timestamp']} io_timeout={info['io_timeout']} owner_name={info['host_name']}")
-            records.append(wire.encode_state(wire.STATE_HOST, "", text, info["host_id"], info["timestamp"]))
-        return wire.reply(req.header, 0, 0, b"".join(records), length=wire.HEADER_SIZE)
-
     # ------------------------------------------------------------------ disks
 
     def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
@@ -430,51 +277,29 @@ class Commands:
         h = wire.Header(cmd=wire.VERSION, seq=req.header.seq, data2=wire.VERSION_CODE)
         return h.encode()
 
+    def log_dump(self, caller: Caller, req: Request) -> Outcome:
+        """A header with the byte count in data, then the log text; then EOF."""
+        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [])
+        return wire.reply(req.header, len(text), 0, text, length=wire.HEADER_SIZE)
+
     def status(self, caller: Caller, req: Request) -> Outcome:
-        """A header, then daemon, client, lockspace and resource records; the connection then closes."""
-        st = self.d.status(False)
-        upto = req.header.data
-        dm = st["daemon"]
-        parts = [wire.encode_state(wire.STATE_DAEMON, dm["host_name"], (
-            f"our_host_name={dm['host_name']} use_watchdog={int(dm['watchdog'].get('backend') != 'none')} "
-            f"io_timeout={dm['io_timeout']} kill_grace_seconds={dm['kill_grace']} monotime={dm['monotime']} "
-            f"version_str=3.8.5 version_hex={wire.VERSION_CODE:08x} smproto_hex={wire.PROTO:08x} "
-            f"lockengine_version={__version__}"))]
-        if upto != 1:
-            for c in st["clients"]:
-                parts.append(wire.encode_state(wire.STATE_CLIENT, str(c["name"]), f"pid={c['pid']}", int(c["pid"])))
-        if upto not in (1, 2):
-            for s in st["lockspaces"]:
-                which = {"ADD": "add", "JOINED": "spaces"}.get(s["state"], "rem")
-                parts.append(wire.encode_state(wire.STATE_LOCKSPACE, s["lockspace"], (
-                    f"list={which} space_id=0 io_timeout={s['io_timeout']} host_generation={s['generation']} "
-                    f"renewal_last_success={s['renewal_last_success']}"), 0, s["host_id"]))
-                parts.append(WireLockspace(s["lockspace"], s["host_id"], 0,
-                                           wire.WireDisk(s["path"], s["offset"])).encode())
-        if upto not in (1, 2, 3):
-            for r in st["resources"]:
-                if r["state"] != HELD:
-                    continue
-                parts.append(wire.encode_state(wire.STATE_RESOURCE, r["resource"], f"list=held pid={r['pid']}",
-                                               int(r["pid"]), int(r["lver"])))
-                flags = wire.RES_SHARED if r["shared"] else 0
-                parts.append(WireResource(r["lockspace"], r["resource"], int(r["lver"]), flags=flags,
-                                          disks=(wire.WireDisk(r["path"], r["offset"]),)).encode())
-        return wire.reply(req.header, 0, 0, b"".join(parts), length=wire.HEADER_SIZE)
+        """A header, then the daemon's records (views.status_records); the connection then closes."""
+        records = views.status_records(self.d.status(False), req.header.data)
+        return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
 
 
 TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REGISTER: (Commands.register, True),
     wire.RESTRICT: (Commands.restrict, True),
-    wire.ADD_LOCKSPACE: (Commands.add_lockspace, False),
-    wire.INQ_LOCKSPACE: (Commands.inq_lockspace, False),
-    wire.REM_LOCKSPACE: (Commands.rem_lockspace, False),
+    wire.ADD_LOCKSPACE: (lambda c, cl, r: c.spaces.add_lockspace(cl, r), False),
+    wire.INQ_LOCKSPACE: (lambda c, cl, r: c.spaces.inq_lockspace(cl, r), True),
+    wire.REM_LOCKSPACE: (lambda c, cl, r: c.spaces.rem_lockspace(cl, r), False),
     wire.REQUEST: (Commands.request, False),
     wire.EXAMINE_LOCKSPACE: (Commands.examine, False),
     wire.EXAMINE_RESOURCE: (Commands.examine, False),
-    wire.GET_LOCKSPACES: (Commands.get_lockspaces, True),
-    wire.GET_HOSTS: (Commands.get_hosts, True),
-    wire.HOST_STATUS: (Commands.host_status, True),
+    wire.GET_LOCKSPACES: (lambda c, cl, r: c.spaces.get_lockspaces(cl, r), True),
+    wire.GET_HOSTS: (lambda c, cl, r: c.spaces.get_hosts(cl, r), True),
+    wire.HOST_STATUS: (lambda c, cl, r: c.spaces.host_status(cl, r), True),
     wire.WRITE_LOCKSPACE: (Commands.write_lockspace, False),
     wire.WRITE_RESOURCE: (Commands.write_resource, False),
     wire.READ_LOCKSPACE: (Commands.read_lockspace, False),
@@ -483,6 +308,11 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.ALIGN: (Commands.align, False),
     wire.VERSION: (Commands.version, True),
     wire.STATUS: (Commands.status, True),
+    wire.RENEWAL: (lambda c, cl, r: c.spaces.renewal(cl, r), True),
+    wire.LOG_DUMP: (Commands.log_dump, True),
+    wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
+    wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
+    wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
 }
 
 # Commands on a registered client: (handler, inline).

@@ -2,7 +2,8 @@
 
 Connection model (sanlock 3.8): one command per connection, closed after the reply — except a
 registered connection (REGISTER has no reply and makes the connection the client: closing it releases
-the client's leases) and the connections that RESTRICT or VERSION leave open. The stream is
+the client's leases), the connections that RESTRICT or VERSION leave open, and REG_EVENT's listeners,
+to which the lockspace's events are pushed (any input from a listener ends it). The stream is
 reassembled here (libsanlock sends a request in several writes); ``wire`` says how many bytes each
 request carries, so a request is never cut or merged with the next.
 
@@ -26,18 +27,21 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
+from ...errors import InputError, LockError
 from ..clients import Client, peer_cred
 from ..engine import Daemon
 from ..log import get_logger
 from ..server import bind_socket
 from . import wire
-from .commands import KEEP_OPEN, Caller, Commands
+from .commands import KEEP_OPEN, Commands
+from .common import Caller
 
 log = get_logger("sanlock")
 
 RECV_SIZE = 65536
 CONN_ID_BASE = 1 << 40  # registrations share the daemon's client registry with the JSON socket's ids
 MAX_BUFFERED = 1 << 20  # bytes a connection may leave unread before it is closed
+EVENT_POLL = 0.25  # seconds between looks for new lockspace events while anyone listens
 
 
 @dataclass(eq=False)
@@ -76,6 +80,9 @@ class SanlockServer:
         self._listen_key = _Marker()
         self._wake_key = _Marker()
         self._thread = threading.Thread(target=self.serve_forever, name="sanlock-socket", daemon=True)
+        self.event_conns: dict[str, list[Conn]] = {}  # REG_EVENT connections per lockspace
+        self._event_seen: dict[str, list[dict[str, object]]] = {}  # the lockspace's events already pushed
+        self.commands.spaces.event_count = lambda name: len(self.event_conns.get(name, ()))
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._wake_key)
 
@@ -98,26 +105,36 @@ class SanlockServer:
         self._loop_ident = threading.get_ident()
         try:
             while not self._stop:
-                for key, mask in self.sel.select():
+                # Events arrive in the lockspaces' memory; while anyone listens, look 4 times a second.
+                for key, mask in self.sel.select(EVENT_POLL if self.event_conns else None):
                     data = key.data
                     if data is self._listen_key:
                         self._accept()
                     elif data is self._wake_key:
                         self._drain_posted()
                     elif isinstance(data, Conn):
-                        if mask & selectors.EVENT_WRITE:
-                            self._flush(data)
-                        if mask & selectors.EVENT_READ and not data.closed:
-                            self._read(data)
-                        self._process(data)
+                        self._serve(data, mask)
                     elif isinstance(data, Client):
                         self._pidfd_ready(data)
+                if self.event_conns:
+                    self._push_events()
         except Exception:  # a bug in the loop: log it; the JSON socket and the leases carry on
             log.exception("sanlock socket loop failed; the sanlock socket stops serving")
         finally:
             self._close_all()
 
     # ------------------------------------------------------------------ connections
+
+    def _serve(self, conn: Conn, mask: int) -> None:
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(conn)
+            if mask & selectors.EVENT_READ and not conn.closed:
+                self._read(conn)
+            self._process(conn)
+        except Exception:  # a bug: this connection goes, the socket keeps serving the others
+            log.exception("sanlock socket: connection of pid %d failed; closing it", conn.caller.cred.pid)
+            self._close(conn)
 
     def _accept(self) -> None:
         while True:
@@ -144,7 +161,7 @@ class SanlockServer:
         if conn.closed:
             return
         want = 0
-        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED:
+        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED and len(conn.outbuf) < MAX_BUFFERED:
             want |= selectors.EVENT_READ
         if conn.outbuf:
             want |= selectors.EVENT_WRITE
@@ -173,7 +190,11 @@ class SanlockServer:
 
     def _process(self, conn: Conn) -> None:
         """Frame and start every complete request while none is in flight on this connection."""
-        while not conn.busy and not conn.closing and not conn.closed:
+        if conn.caller.event_lockspace is not None and conn.inbuf and not conn.busy:
+            self._close(conn)  # the end marker (END_EVENT) or anything else: the listener is done
+            return
+        # A peer that does not read its replies gets no more requests served until it does.
+        while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < MAX_BUFFERED:
             req = self._next_request(conn)
             if req is None:
                 break
@@ -188,7 +209,8 @@ class SanlockServer:
                     return None
                 conn.header = wire.decode_header(conn.inbuf)
             h = conn.header
-            need = wire.payload_needed(h, memoryview(conn.inbuf)[wire.HEADER_SIZE:])
+            with memoryview(conn.inbuf) as whole, whole[wire.HEADER_SIZE :] as body:
+                need = wire.payload_needed(h, body)  # the views are released before inbuf changes
             if len(conn.inbuf) - wire.HEADER_SIZE < need:
                 return None
             payload = bytes(conn.inbuf[wire.HEADER_SIZE : wire.HEADER_SIZE + need])
@@ -229,7 +251,10 @@ class SanlockServer:
 
     def _finish(self, conn: Conn, cmd: int, data: bytes) -> None:
         conn.busy = False
-        keep = conn.caller.client is not None or cmd in KEEP_OPEN
+        name = conn.caller.event_lockspace
+        if name is not None and not conn.closed and conn not in self.event_conns.get(name, []):
+            self._listen(conn, name)
+        keep = conn.caller.client is not None or cmd in KEEP_OPEN or name is not None
         self._deliver(conn, data, keep)
 
     def _deliver(self, conn: Conn, data: bytes, keep: bool) -> None:
@@ -264,8 +289,49 @@ class SanlockServer:
             conn.events = 0
         conn.sock.close()
         self.conns.pop(conn.id, None)
+        name = conn.caller.event_lockspace
+        if name is not None and conn in self.event_conns.get(name, []):
+            self.event_conns[name].remove(conn)
+            if not self.event_conns[name]:
+                del self.event_conns[name]
+                self._event_seen.pop(name, None)
         if conn.caller.client is not None:
             self.daemon.connection_closed(conn.id)  # a registration is a connection: its leases go
+
+    # ------------------------------------------------------------------ events
+
+    def _listen(self, conn: Conn, name: str) -> None:
+        """REG_EVENT succeeded: push this lockspace's events from now on to ``conn``."""
+        if name not in self._event_seen:
+            try:
+                self._event_seen[name] = list(self.daemon.lockspace(name).events)
+            except LockError:
+                self._event_seen[name] = []
+        self.event_conns.setdefault(name, []).append(conn)
+
+    def _push_events(self) -> None:
+        for name, conns in list(self.event_conns.items()):
+            try:
+                space = self.daemon.lockspace(name)
+            except LockError:  # the lockspace is gone: so are its listeners
+                for conn in list(conns):
+                    self._close(conn)
+                continue
+            snapshot = list(space.events)
+            # The previous snapshot keeps its events alive, so identity tells new from old.
+            seen = {id(e) for e in self._event_seen.get(name, [])}
+            self._event_seen[name] = snapshot
+            for ev in snapshot:
+                if id(ev) in seen:
+                    continue
+                sender = _num(ev["host_id"])
+                info = space.table.info(sender) if space.table is not None else None
+                he = wire.WireHostEvent(space.host_id, _num(ev["generation"]), _num(ev["event"]), _num(ev["data"]))
+                msg = wire.encode_event(he, sender, info.generation if info is not None else 0)
+                for conn in list(conns):
+                    if len(conn.outbuf) < MAX_BUFFERED:  # a listener that does not read misses events
+                        conn.outbuf += msg
+                        self._flush(conn)
 
     # ------------------------------------------------------------------ registered processes
 
@@ -294,8 +360,33 @@ class SanlockServer:
             os.unlink(self.path)
 
 
+def _num(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def refuse_if_served(path: str, own_socket: str) -> None:
+    """Never take over a live socket: sanlock's own daemon (or another lockengined) may serve ``path``.
+    A socket file nobody listens on is a leftover and may be replaced."""
+    if os.path.abspath(path) == os.path.abspath(own_socket):
+        raise InputError("sanlock_socket", path, "give a path other than the daemon's own socket "
+                                                 "(e.g. /run/sanlock/sanlock.sock)")
+    if not os.path.lexists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2)
+    try:
+        probe.connect(path)
+    except OSError:
+        return  # nobody listens: a leftover
+    finally:
+        probe.close()
+    raise LockError("EBUSY", f"sanlock_socket {path}: another daemon serves it (sanlock itself?); stop it or "
+                             "choose another path")
+
+
 def start_sanlock_server(daemon: Daemon, path: str, group: str) -> SanlockServer:
     """Bind ``path`` like the JSON socket (0660 group ``group``, else 0600) and serve it on a thread."""
+    refuse_if_served(path, daemon.config.socket_path)
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     listener, note, restricted = bind_socket(path, group)
     (log.warning if restricted else log.info)("sanlock protocol: %s", note)

@@ -76,6 +76,11 @@ REM_UNUSED = 0x2
 WRITE_CLEAR = 0x1
 HOST_UNKNOWN, HOST_FREE, HOST_LIVE, HOST_FAIL, HOST_DEAD = 1, 2, 3, 4, 5
 STATE_DAEMON, STATE_CLIENT, STATE_LOCKSPACE, STATE_RESOURCE, STATE_HOST, STATE_RENEWAL = 1, 2, 3, 4, 5, 6
+SETEV_CUR_GENERATION, SETEV_CLEAR_HOSTID, SETEV_CLEAR_EVENT, SETEV_REPLACE_EVENT, SETEV_ALL_HOSTS = 1, 2, 4, 8, 16
+CB_GET_EVENT = 1  # SM_CB_GET_EVENT: the cmd of a pushed event message
+EVENT_SIZE = 80
+MAX_EVENT_FDS = 32  # event connections per lockspace
+END_EVENT_MARKER = 1  # the u32 a client writes on its event connection before closing it
 PID_SELF = 0xFFFFFFFF  # data2 = -1: "the client registered on this connection"
 
 _HEADER = struct.Struct("<8I")
@@ -85,6 +90,8 @@ _LOCKSPACE_HEAD = struct.Struct(f"<{NAME_LEN}sQII")
 _OPTIONS = struct.Struct(f"<{NAME_LEN}sII")
 _HOST = struct.Struct("<QQQII")
 _STATE = struct.Struct(f"<IIiIQ{NAME_LEN}sII")
+_HOST_EVENT = struct.Struct("<QQQQ")
+_EVENT_FROM = struct.Struct("<QQ")
 assert _DISK.size == DISK_SIZE and _RESOURCE.size == RESOURCE_SIZE and _OPTIONS.size == OPTIONS_SIZE
 assert _LOCKSPACE_HEAD.size + DISK_SIZE == LOCKSPACE_SIZE and _HOST.size == HOST_SIZE and _STATE.size == STATE_SIZE
 
@@ -351,6 +358,34 @@ def decode_host(buf: bytes | bytearray | memoryview, off: int) -> WireHost:
     return WireHost(*_HOST.unpack_from(buf, off))
 
 
+@dataclass(frozen=True)
+class WireHostEvent:
+    host_id: int
+    generation: int
+    event: int
+    data: int = 0
+
+    def encode(self) -> bytes:
+        return _HOST_EVENT.pack(self.host_id, self.generation, self.event, self.data)
+
+
+def decode_host_event(buf: bytes | bytearray | memoryview, off: int) -> WireHostEvent:
+    return WireHostEvent(*_HOST_EVENT.unpack_from(buf, off))
+
+
+def encode_event(he: WireHostEvent, from_host_id: int, from_generation: int) -> bytes:
+    """One pushed event (event_cb, 80 bytes): a callback header, the event, and who sent it."""
+    head = Header(MAGIC, CB_PROTO, CB_GET_EVENT, 0, EVENT_SIZE, 0, 0, 0).encode()
+    return head + he.encode() + _EVENT_FROM.pack(from_host_id, from_generation)
+
+
+def decode_event(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[WireHostEvent, int, int]:
+    """(event, from_host_id, from_generation) of one pushed event (tests and tools)."""
+    he = decode_host_event(buf, off + HEADER_SIZE)
+    from_id, from_gen = _EVENT_FROM.unpack_from(buf, off + HEADER_SIZE + HOST_EVENT_SIZE)
+    return he, from_id, from_gen
+
+
 def encode_state(kind: int, name: str, text: str, data32: int = 0, data64: int = 0) -> bytes:
     """One sanlk_state record and its NUL-terminated ``key=value ...`` text (STATUS, HOST_STATUS)."""
     raw = text.encode("utf-8")[:4095] + b"\0"
@@ -379,6 +414,7 @@ class Request:
     options: WireOptions | None = None
     disk: WireDisk | None = None
     killpath: tuple[str, str] | None = None
+    host_event: WireHostEvent | None = None
     raw: bytes = b""
 
     @property
@@ -396,8 +432,11 @@ def decode_request(h: Header, payload: bytes) -> Request:
     c = h.cmd
     if len(payload) != payload_needed(h, payload):
         raise einval(f"{h.name}: payload of {len(payload)} bytes, expected {payload_needed(h, payload)}")
+    if c in (REG_EVENT, SET_EVENT):
+        return Request(h, lockspace=decode_lockspace(payload), host_event=decode_host_event(payload, LOCKSPACE_SIZE),
+                       raw=payload)
     if c in (ADD_LOCKSPACE, REM_LOCKSPACE, EXAMINE_LOCKSPACE, HOST_STATUS, INQ_LOCKSPACE, WRITE_LOCKSPACE,
-             READ_LOCKSPACE, GET_HOSTS, END_EVENT, SET_CONFIG, RENEWAL, REG_EVENT, SET_EVENT):
+             READ_LOCKSPACE, GET_HOSTS, END_EVENT, SET_CONFIG, RENEWAL):
         return Request(h, lockspace=decode_lockspace(payload), raw=payload)
     if c in (EXAMINE_RESOURCE, GET_LVB, CONVERT, SET_LVB):
         res, _ = decode_resource(payload, 0, with_disks=False)
