@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,38 @@ def test_plain_service_script_starts_and_stops_the_real_daemon(tmp_path: Path) -
     finally:
         if pid and Path(f"/proc/{pid}").exists():
             os.kill(pid, signal.SIGKILL)  # only the daemon this test started
+
+
+def _role_run(role: str, hostvars: dict[str, Any], env: dict[str, str], tmp: Path,
+              *extra: str) -> subprocess.CompletedProcess[str]:
+    inventory = {"all": {"hosts": {"h": dict(ansible_connection="local", ansible_python_interpreter=sys.executable,
+                                             **hostvars)}}}
+    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp / "play.yml").write_text(yaml.safe_dump([{"name": role, "hosts": "all", "gather_facts": False,
+                                                   "roles": [{"role": f"lockengine.cluster.{role}"}]}]))
+    return run([tool("ansible-playbook"), "-i", "inventory.yml", "play.yml", *extra],
+               env=dict(env, ANSIBLE_DISPLAY_FAILED_STDERR="0"), cwd=tmp)
+
+
+def test_watchdog_role_check_mode_predicts_a_driver_load(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    """--check on a host without the device: the driver would be loaded, so its device is not checked yet
+    (it used to fail "no /dev/watchdogN even after loading softdog" although nothing was loaded)."""
+    device = tmp_path / "nodev" / "watchdog9"
+    proc = _role_run("watchdog", {"lockengine_watchdog_device": str(device), "lockengine_watchdog_persist": False,
+                                  "lockengine_prefix": str(tmp_path / "noengine")},
+                     ansible_env, tmp_path, "--check", "--diff")
+    assert proc.returncode == 0, explain(proc)
+    assert "check mode: softdog would be loaded" in proc.stdout, explain(proc)
+    assert not device.parent.exists()
+
+
+def test_watchdog_role_refuses_a_device_another_program_holds(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    """A character device held open by other processes (/dev/null stands in: never a real watchdog here) is
+    refused before the daemon would meet EBUSY, naming the holders."""
+    with open("/dev/null", "rb"):  # this test process is one holder for sure
+        proc = _role_run("watchdog", {"lockengine_watchdog_device": "/dev/null", "lockengine_watchdog_persist": False,
+                                      "lockengine_prefix": str(tmp_path / "noengine")}, ansible_env, tmp_path)
+    assert proc.returncode != 0, explain(proc)
+    fatal = _fatal(proc.stdout + proc.stderr, "h")
+    assert "is held open by" in fatal and "Only one program may open a watchdog" in fatal, fatal
+    assert f"pid {os.getpid()}" in fatal.replace("  ", " "), fatal
