@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .clock import Clock
-from .delta import DEFAULT_FIRE_TIMEOUT, HostTable, host_dead_seconds
+from .delta import HostTable
 from .ondisk import Geometry, Leader, verify_delta_leader
 from .storage import Storage
+from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
 RUN = "RUN"  # the owner is gone: run a ballot
 ALIVE = "ALIVE"  # the owner renews: refuse with ACQUIRE_IDLIVE
@@ -95,7 +96,7 @@ class DeltaOwnerLiveness:
             watch.last_timestamp = delta.timestamp
         elif delta.timestamp != watch.last_timestamp:
             return ALIVE, 0.0
-        dead_after = host_dead_seconds(delta.io_timeout or self.io_timeout, self.fire_timeout)
+        dead_after = Timeouts(delta.io_timeout or self.io_timeout, self.fire_timeout).host_dead_seconds
         remaining = dead_after - (now - watch.wait_start)
         if remaining < 0:
             return RUN, 0.0
