@@ -30,13 +30,9 @@ from .ondisk import (
     verify_delta_leader,
 )
 from .storage import Storage
+from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
-DEFAULT_FIRE_TIMEOUT = 60
 GEOMETRY_PROBE = 4096
-
-
-def host_dead_seconds(io_timeout: int, fire_timeout: int = DEFAULT_FIRE_TIMEOUT) -> int:
-    return 8 * io_timeout + fire_timeout
 
 
 def read_lockspace_geometry(storage: Storage, offset: int, space_name: str, timeout: float) -> Geometry:
@@ -81,6 +77,7 @@ class DeltaLease:
         self.host_name = host_name
         self.io_timeout = io_timeout
         self.fire_timeout = fire_timeout
+        self.timeouts = Timeouts(io_timeout, fire_timeout)
         self.clock = clock
         self._sleep = sleep
         self.geometry = geometry or read_lockspace_geometry(storage, offset, space_name, io_timeout)
@@ -118,7 +115,7 @@ class DeltaLease:
 
     def set_event(self, host_id: int, generation: int, event: int, data: int) -> None:
         self._event = (generation, event, data)
-        self.request_bit(host_id, 6 * self.io_timeout)
+        self.request_bit(host_id, self.timeouts.set_bitmap_seconds)
 
     def _record(self, base: Leader, timestamp: int, now: float) -> bytes:
         gen, event, data = self._event
@@ -142,9 +139,9 @@ class DeltaLease:
         """Take our host_id slot; blocks ~2·io on a free or own slot, longer if another name held it."""
         say = progress or (lambda _msg: None)
         raw, ld = self._read_slot()
-        other_io = ld.io_timeout or self.io_timeout
+        other = Timeouts(ld.io_timeout or self.io_timeout, self.fire_timeout)  # judged by its io_timeout
         if ld.timestamp != 0 and ld.resource_name != self.host_name:
-            wait = max(host_dead_seconds(other_io, self.fire_timeout), 8 * other_io)
+            wait = other.delta_acquire_busy_wait
             say(f"waiting {wait} s for host id {self.host_id}: slot last held by {ld.resource_name!r}")
             self._sleep(wait, abort, "acquire host id")
             raw2, ld2 = self._read_slot()
@@ -159,7 +156,7 @@ class DeltaLease:
         base = replace(ld, owner_generation=ld.owner_generation + 1)
         sector = self._record(base, ts, now)
         self.storage.write(self.slot_offset, sector, self.io_timeout)
-        wait = 2 * other_io
+        wait = other.delta_short_delay
         say(f"waiting {wait} s for host id {self.host_id}")
         self._sleep(wait, abort, "acquire host id")
         raw3, ld3 = self._read_slot()
@@ -213,9 +210,7 @@ class DeltaLease:
         if prev_ok and area[off : off + sector_size] != self._last_written:
             raise LockError("RENEW_DIFF", f"slot {self.host_id} differs from our last write")
         sector = self._record(ld, monotime(self.clock), start)
-        self.storage.write(
-            self.offset + off, sector, host_dead_seconds(self.io_timeout, self.fire_timeout)
-        )
+        self.storage.write(self.offset + off, sector, self.timeouts.renewal_write_timeout)
         self._last_written = sector
         self.last_success = start
         self._prev_renewal_ok = True
@@ -390,11 +385,11 @@ class HostTable:
             return "FREE"
         if host_id == self.our_host_id:
             return "LIVE"
-        oio = info.io_timeout or self.our_io_timeout
+        theirs = Timeouts(info.io_timeout or self.our_io_timeout, self.fire_timeout)
         age = now - info.last_live
-        if age > host_dead_seconds(oio, self.fire_timeout):
+        if age > theirs.host_dead_seconds:
             return "DEAD"
-        if age > 8 * oio:
+        if age > theirs.id_renewal_fail_seconds:
             return "FAIL"
         if info.first_check == info.last_live:
             return "UNKNOWN"

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .clock import Clock
-from .delta import DEFAULT_FIRE_TIMEOUT, HostTable, host_dead_seconds
+from .delta import HostTable
 from .ondisk import Geometry, Leader, verify_delta_leader
 from .storage import Storage
+from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
 RUN = "RUN"  # the owner is gone: run a ballot
 ALIVE = "ALIVE"  # the owner renews: refuse with ACQUIRE_IDLIVE
@@ -96,7 +97,7 @@ class DeltaOwnerLiveness:
             watch.last_timestamp = delta.timestamp
         elif delta.timestamp != watch.last_timestamp:
             return ALIVE, 0.0
-        dead_after = host_dead_seconds(delta.io_timeout or self.io_timeout, self.fire_timeout)
+        dead_after = Timeouts(delta.io_timeout or self.io_timeout, self.fire_timeout).host_dead_seconds
         remaining = dead_after - (now - watch.wait_start)
         if remaining < 0:
             return RUN, 0.0
@@ -111,4 +112,5 @@ class DeltaOwnerLiveness:
             return False
         # Dead only if it stayed unchanged for host_dead seconds *that we watched*: with our own renewals
         # failing the table goes stale, and a host we have not looked at may have renewed unseen.
-        return info.last_check - info.last_live > host_dead_seconds(info.io_timeout or self.io_timeout, self.fire_timeout)
+        dead_after = Timeouts(info.io_timeout or self.io_timeout, self.fire_timeout).host_dead_seconds
+        return info.last_check - info.last_live > dead_after

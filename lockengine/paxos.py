@@ -27,6 +27,7 @@ from .ondisk import (
     AreaSlots,
     DBlock,
     Geometry,
+    HostSlot,
     Leader,
     ModeBlock,
     RequestRecord,
@@ -44,6 +45,7 @@ from .storage import Storage
 
 EAGAIN_SHARED = CODES["EAGAIN"]
 SH_RETRIES = 8
+LVER_RESTARTS = 3
 
 
 class PaxosLease:
@@ -89,6 +91,8 @@ class PaxosLease:
         self.leader: Leader | None = None  # what we committed (exclusive) while held
         self.shared = False
         self._dblock = DBlock()
+        self._abort: threading.Event | None = None  # the running acquire's abort: no write once set
+        self._proposed: set[int] = set()  # inp3 of every value naming us that this acquire's phase 2 wrote
 
     # ------------------------------------------------------------------ reads
 
@@ -115,13 +119,21 @@ class PaxosLease:
         ld = self._verify(buf)
         return ld, AreaSlots(buf, self.geometry.sector_size, ld.num_hosts)
 
+    def _check_abort(self) -> None:
+        """Every write of an acquire first honours its abort event (the lockspace failed or is being
+        removed: a ballot must not write once its host id may be freed)."""
+        if self._abort is not None and self._abort.is_set():
+            raise LockError("ERROR", f"{self.resource_name}: acquire aborted")
+
     def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> None:
+        self._check_abort()
         mblock = mblock or ModeBlock()
         off = self.offset + self.geometry.dblock_offset(self.host_id)
         self.storage.write(off, host_sector(dblock, mblock, self.geometry.sector_size), self.io_timeout)
         self._dblock = dblock
 
     def _write_leader(self, ld: Leader) -> None:
+        self._check_abort()
         sector = bytearray(self.geometry.sector_size)
         enc = ld.encode()
         sector[: len(enc)] = enc
@@ -137,7 +149,19 @@ class PaxosLease:
         nowait: bool = False,
         abort: threading.Event | None = None,
     ) -> Leader:
-        """Win the lease (exclusive, or shared with ``shared``). Raises LockError with sanlock's names."""
+        """Win the lease (exclusive, or shared with ``shared``). Raises LockError with sanlock's names.
+
+        A failure after our phase 2 wrote (our value may be chosen) retracts: see ``_retract``."""
+        self._abort, self._proposed = abort, set()
+        try:
+            return self._acquire(shared, lver, nowait, abort)
+        except (LockError, OSError):
+            self._retract()
+            raise
+        finally:
+            self._abort = None
+
+    def _acquire(self, shared: bool, lver: int, nowait: bool, abort: threading.Event | None) -> Leader:
         if not shared:
             return self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort)
         for _ in range(SH_RETRIES):
@@ -149,11 +173,42 @@ class PaxosLease:
                 self._sleep(self._rng.random(), abort, "shared acquire")
                 continue
             # Hold shared: our sector says SHARED, then the leader is freed for other sharers.
-            self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock(MBLOCK_SHARED, self.generation))
-            self._release_leader(ld)
+            try:
+                self._write_own(
+                    replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock(MBLOCK_SHARED, self.generation)
+                )
+                self._release_leader(ld)
+            except (LockError, OSError):
+                self.leader = None  # not held: the caller's retract clears our mode block and the leader
+                raise
             self.leader, self.shared = ld, True
             return ld
         raise LockError("ACQUIRE_SHRETRY", f"{self.resource_name}: held briefly by another host, retried {SH_RETRIES} times")
+
+    def _retract(self) -> None:
+        """After a failed acquire whose phase 2 wrote (or may have written) a value, make sure the
+        lease is not left owned on disk by this live host (sanlock: retract / undo shared).
+
+        Our dblock keeps its mbal/bal/inp (Paxos must not lose an accepted value) and gains the
+        RELEASED flag, so a leader another host commits for us later may be taken at once by the
+        next acquirer (``_owner_released``); a leader we committed ourselves is freed (timestamp 0).
+        Best effort: an I/O failure here leaves the lease to the owner-liveness wait. Nothing is
+        written once the acquire's abort is set."""
+        if not self._proposed or self.leader is not None:
+            return
+        try:
+            self._write_own(replace(self._dblock, flags=self._dblock.flags | DBLOCK_FL_RELEASED))
+            cur = self.read_leader()
+            if (
+                cur.timestamp
+                and (cur.owner_id, cur.owner_generation, cur.write_id) == (self.host_id, self.generation, self.host_id)
+                and cur.timestamp in self._proposed
+            ):
+                self._release_leader(cur)
+        except (LockError, OSError):
+            pass
+        finally:
+            self._proposed = set()
 
     def _owner_short_hold(self) -> bool:
         try:
@@ -164,13 +219,24 @@ class PaxosLease:
     def _acquire_exclusive(
         self, *, lver: int, nowait: bool, abort: threading.Event | None, short_hold: bool = False
     ) -> Leader:
+        lver_restarts = 0
         while True:
             cur, slots = self._read_area()
             if lver and cur.lver != lver:
                 raise LockError("ACQUIRE_LVER", f"{self.resource_name}: lver is {cur.lver}, required {lver}")
             if not self._may_run(cur, slots, nowait, abort):
                 continue  # the leader changed while we waited: start over
-            result = self._run(cur, slots, short_hold, abort)
+            try:
+                result = self._run(cur, slots, short_hold, abort)
+            except LockError as exc:
+                # A dblock already at a later version: the leader we read is stale (a commit landed
+                # late, or one is landing now). Start over from a fresh read, as sanlock does; a
+                # bounded number of times, because a dblock can be stuck there.
+                if exc.name != "DBLOCK_LVER" or lver_restarts >= LVER_RESTARTS:
+                    raise
+                lver_restarts += 1
+                self._sleep(self._rng.random(), abort, "ballot restart")
+                continue
             if result is not None:
                 return result
 
@@ -180,18 +246,7 @@ class PaxosLease:
             return True
         if cur.owner_id == self.host_id and cur.owner_generation <= self.generation:
             return True  # ours now ("already local") or from our previous generation ("was old local")
-        owner_slot = slots.get(cur.owner_id)
-        if (
-            owner_slot is not None
-            and owner_slot.checksum_ok
-            and cur.write_id != cur.owner_id
-            and owner_slot.dblock.released
-            and owner_slot.dblock.lver >= cur.lver
-        ):
-            # Another host wrote this leader for the owner, and the owner has released since its ballot
-            # for this version or a later one (a delayed commit of an older version must not wedge the
-            # lease; the ballot adopts what that version decided). A RELEASED dblock of an *older*
-            # version proves nothing: an abandoned write of it may land after the owner won this one.
+        if self._owner_released(cur, slots):
             return True
         held = LockError(
             "ACQUIRE_IDLIVE",
@@ -215,6 +270,38 @@ class PaxosLease:
             if self.read_leader() != cur:
                 return False
 
+    def _owner_released(self, cur: Leader, slots: AreaSlots) -> bool:
+        """May the owner's RELEASED dblock end the owner-liveness wait at once?
+
+        Only when another host wrote this leader for the owner (the owner frees a leader it wrote
+        itself) and the owner has released since its ballot for this version or a later one (a
+        delayed commit of an older version must not wedge the lease; the ballot adopts what that
+        version decided). A RELEASED dblock of an *older* version proves nothing: an abandoned write
+        of it may land after the owner won this one.
+
+        Neither the leader's write_id (bytes 176+) nor the dblock flags (byte 52) are covered by a
+        checksum, so both are cross-checked against checksummed fields first: a RELEASED dblock of
+        this version must be the owner's own accepted value naming itself (inp, inp2, inp3 = the
+        leader's owner, generation and timestamp), and the writer named by write_id must have a valid
+        dblock that accepted that same value (or moved on to a later version).
+        """
+        if cur.write_id == cur.owner_id or not 1 <= cur.write_id <= cur.num_hosts:
+            return False
+        owner = slots.get(cur.owner_id)
+        if owner is None or not owner.checksum_ok or not owner.dblock.released:
+            return False
+        db = owner.dblock
+        if db.lver > cur.lver:
+            return True
+        value = (cur.owner_id, cur.owner_generation, cur.timestamp)
+        if db.lver != cur.lver or not db.bal or (db.inp, db.inp2, db.inp3) != value:
+            return False
+        writer = slots.get(cur.write_id)
+        if writer is None or not writer.checksum_ok:
+            return False
+        w = writer.dblock
+        return w.lver > cur.lver or (w.lver == cur.lver and w.bal != 0 and (w.inp, w.inp2, w.inp3) == value)
+
     def _our_first_mbal(self, slots: AreaSlots, max_hosts: int) -> int:
         max_mbal = slots.max_valid_mbal()
         if not max_mbal:
@@ -232,20 +319,24 @@ class PaxosLease:
             now_leader = cur if first else self.read_leader()
             first = False
             if now_leader.lver == next_lver:
-                if (now_leader.owner_id, now_leader.owner_generation) == (self.host_id, self.generation):
+                if (
+                    now_leader.owner_id, now_leader.owner_generation) == (self.host_id, self.generation
+                ) and now_leader.timestamp in self._proposed:
                     # Another host committed our proposal for us: the shared holders still count.
                     self.leader, self.shared = now_leader, False
                     if not short_hold:
                         _, slots_now = self._read_area()
                         self._clear_sharers(slots_now.sharers(self.host_id))
                     return now_leader
+                if now_leader.owner_id == self.host_id:
+                    return None  # names us, but with no value this acquire proposed: judge it afresh
                 raise LockError(
                     "ACQUIRE_OWNED", f"{self.resource_name}: lver {next_lver} went to host {now_leader.owner_id}"
                 )
             if now_leader.lver > next_lver or now_leader != cur:
                 return None
             try:
-                chosen, sharers = self._ballot(cur.num_hosts, next_lver, our_mbal)
+                chosen, sharers = self._ballot(cur.num_hosts, next_lver, our_mbal, slots.get(self.host_id))
             except LockError as exc:
                 if exc.name != "DBLOCK_MBAL":
                     raise
@@ -254,9 +345,27 @@ class PaxosLease:
                 continue
             return self._commit(cur, chosen, sharers, short_hold)
 
-    def _ballot(self, num_hosts: int, next_lver: int, our_mbal: int) -> tuple[DBlock, set[tuple[int, int]]]:
+    def _accepted(self, lver: int, on_disk: HostSlot | None) -> DBlock | None:
+        """The value this host last accepted for ``lver`` (bal, inp), from what it wrote in this
+        process or from its own dblock on disk (a restart, or a write that failed but landed)."""
+        found = [self._dblock]
+        if on_disk is not None and on_disk.checksum_ok:
+            found.append(on_disk.dblock)
+        found = [d for d in found if d.lver == lver and d.bal and d.inp]
+        return max(found, key=lambda d: d.bal) if found else None
+
+    def _ballot(
+        self, num_hosts: int, next_lver: int, our_mbal: int, on_disk: HostSlot | None = None
+    ) -> tuple[DBlock, set[tuple[int, int]]]:
         span = min(paxos_read_span(num_hosts, self.geometry.sector_size), self.geometry.align_size)
-        mine = DBlock(mbal=our_mbal, lver=next_lver)
+        # Phase 1 changes only mbal (Disk Paxos StartBallot, after its Phase 0 restore): our accepted
+        # bal/inp stay on disk. sanlock zeroes them here, which can erase the last copy of a chosen
+        # value (docs/ondisk.md); its readers adopt the highest bal with inp != 0, so they read ours.
+        acc = self._accepted(next_lver, on_disk)
+        if acc is not None:
+            mine = DBlock(mbal=our_mbal, bal=acc.bal, inp=acc.inp, inp2=acc.inp2, inp3=acc.inp3, lver=next_lver)
+        else:
+            mine = DBlock(mbal=our_mbal, lver=next_lver)
         self._write_own(mine)
         best, sharers = self._phase_read(span, num_hosts, mine)
         if best is not None:
@@ -266,6 +375,8 @@ class PaxosLease:
                 mbal=our_mbal, bal=our_mbal, inp=self.host_id, inp2=self.generation,
                 inp3=monotime(self.clock), lver=next_lver,
             )
+        if (mine.inp, mine.inp2) == (self.host_id, self.generation):
+            self._proposed.add(mine.inp3)  # from here on our value may be chosen: a failure retracts
         self._write_own(mine)
         _, more = self._phase_read(span, num_hosts, mine)
         return mine, sharers | more
@@ -330,6 +441,7 @@ class PaxosLease:
         held = self.leader
         if held is None:
             raise LockError("RELEASE_OWNER", f"{self.resource_name} is not held by this host")
+        self._proposed = set()
         if self.shared:
             self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock())
             self.leader, self.shared = None, False
@@ -372,7 +484,7 @@ def judge_phase(
             raise LockError("DBLOCK_LVER", f"host {hid} dblock is at lver {f[5]}, beyond {mine.lver}")
         if f[0] > mine.mbal:
             raise LockError("DBLOCK_MBAL", f"host {hid} ballot {f[0]} beats ours {mine.mbal}")
-        if f[2] and (best is None or f[1] > best[1]):
+        if f[2] and f[1] and (best is None or f[1] > best[1]):  # an inp without a bal was never accepted
             best = f
     return (DBlock(*best[:8]) if best is not None else None), sharers
 

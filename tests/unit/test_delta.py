@@ -17,7 +17,6 @@ from lockengine.delta import (
     HostEvent,
     HostTable,
     abortable_sleep,
-    host_dead_seconds,
     monotime,
     read_lockspace_geometry,
 )
@@ -33,6 +32,7 @@ from lockengine.ondisk import (
     new_delta_leader,
 )
 from lockengine.storage import DirectStorage
+from lockengine.timeouts import Timeouts
 from tests.support.leasekit import Disk, FakeClock
 from tests.support.testdisk import LS, LS_OFFSET, make_disk
 
@@ -151,7 +151,7 @@ def test_slot_renewed_by_another_name_is_hostid_busy_after_the_wait(
         h.lease.acquire()
     assert_error(e, "HOSTID_BUSY")
     assert e.value.code == -262
-    assert h.clock.sleeps == [(wait, "acquire host id")] == [(max(host_dead_seconds(other_io, fire), 8 * other_io), "acquire host id")]
+    assert h.clock.sleeps == [(wait, "acquire host id")] == [(max(Timeouts(other_io, fire).host_dead_seconds, 8 * other_io), "acquire host id")]
     assert not h.writes()
     assert disk.delta(3).leader.resource_name == "other"
 
@@ -248,7 +248,7 @@ def test_renew_reads_the_whole_area_and_writes_a_new_timestamp(disk: Disk, hosts
     read, write = h.log
     assert (read.op, read.offset, read.length) == ("read", LS_OFFSET, G.align_size)
     assert (write.op, write.offset, write.length) == ("write", 1024, 512)
-    assert write.timeout == host_dead_seconds(IO, FIRE)  # a renewal write may take up to host_dead
+    assert write.timeout == Timeouts(IO, FIRE).host_dead_seconds  # a renewal write may take up to host_dead
 
 
 def test_renew_carries_request_bits_and_events_for_their_time(disk: Disk, hosts: list[Host], path: Path) -> None:

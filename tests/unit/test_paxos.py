@@ -263,8 +263,42 @@ def test_a_newer_generation_of_our_host_id_is_another_owner(disk: Disk, hosts: l
 def test_owner_committed_by_another_host_that_released_may_be_taken(disk: Disk, hosts: list[Host], path: Path) -> None:
     disk.update_leader(owner_id=4, owner_generation=2, lver=3, timestamp=500, write_id=6)
     disk.put_dblock(4, replace(DBlock(mbal=4, bal=4, inp=4, inp2=2, inp3=500, lver=3), flags=DBLOCK_FL_RELEASED))
+    disk.put_dblock(6, DBlock(mbal=6, bal=6, inp=4, inp2=2, inp3=500, lver=3))  # the writer adopted host 4's value
     h = host(hosts, path, 2, liveness=NoLiveness())
     assert h.lease.acquire().lver == 4
+
+
+FORGED = {
+    # issue 8 (3): write_id (leader bytes 176+) and the RELEASED flag (dblock byte 52) have no checksum
+    "write_id of a host that never accepted the value": dict(writer=None),
+    "writer accepted another value": dict(writer=DBlock(mbal=6, bal=6, inp=5, inp2=1, inp3=77, lver=3)),
+    "writer's accepted value without a bal": dict(writer=DBlock(mbal=6, bal=0, inp=4, inp2=2, inp3=500, lver=3)),
+    "owner's RELEASED dblock names another host": dict(owner=DBlock(mbal=4, bal=4, inp=5, inp2=1, inp3=500, lver=3)),
+    "owner's RELEASED dblock of another generation": dict(owner=DBlock(mbal=4, bal=4, inp=4, inp2=1, inp3=500, lver=3)),
+    "owner's RELEASED dblock of another value": dict(owner=DBlock(mbal=4, bal=4, inp=4, inp2=2, inp3=499, lver=3)),
+    "leader written by its owner": dict(write_id=4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED), ids=sorted(FORGED))
+def test_fields_no_checksum_covers_never_shorten_the_owner_wait(
+    disk: Disk, hosts: list[Host], path: Path, case: str
+) -> None:
+    """Flipping the leader's write_id and setting RELEASED in the owner's dblock flags must not let an
+    acquirer skip the owner-liveness wait: both are cross-checked against checksummed fields."""
+    spec = FORGED[case]
+    owner_db = spec.get("owner", DBlock(mbal=4, bal=4, inp=4, inp2=2, inp3=500, lver=3))
+    writer_db = spec.get("writer", DBlock(mbal=6, bal=6, inp=4, inp2=2, inp3=500, lver=3))
+    disk.update_leader(owner_id=4, owner_generation=2, lver=3, timestamp=500, write_id=spec.get("write_id", 6))
+    assert isinstance(owner_db, DBlock)
+    disk.put_dblock(4, replace(owner_db, flags=DBLOCK_FL_RELEASED))
+    if isinstance(writer_db, DBlock):
+        disk.put_dblock(6, writer_db)
+    h = host(hosts, path, 2)
+    with pytest.raises(LockError) as e:
+        h.lease.acquire()
+    assert_error(e, "ACQUIRE_IDLIVE")
+    assert not h.writes()
 
 
 def test_owner_released_dblock_for_another_version_does_not_count(disk: Disk, hosts: list[Host], path: Path) -> None:

@@ -1,0 +1,526 @@
+"""Simulated hosts that run the *production* ``PaxosLease`` one disk I/O at a time.
+
+Each host runs its script (acquire, release, shared acquire, request) in its own thread against a
+``SteppedStorage``: every read and write blocks until the explorer grants it, so one I/O is one step
+and only one thread ever runs. Clock and sleep are injected (a constant clock, sleeps return at
+once), and owner liveness is answered from the model's ground truth: an owner is dead only once the
+model crashed it (its fencing is complete), or while a mutation says otherwise.
+
+Steps the explorer may take (``Step`` = (kind, host index)):
+
+* ``io``      grant the host's pending read or write (applied atomically to the one disk);
+* ``err``     fail the pending I/O with AIO_TIMEOUT, nothing written (budget ``errors``);
+* ``hang``    the pending write hangs: it becomes a *late write*; the caller keeps waiting (budget ``hangs``);
+* ``land``    a late write reaches the disk (before or after its caller timed out);
+* ``timeout`` the caller of a hung write gets AIO_TIMEOUT (``late_after_timeout`` lets it land after);
+* ``stall``   the host stops renewing its host id (others see WAIT; it still holds what it holds);
+* ``crash``   the host is reset: its thread unwinds, its beliefs end; a late write of it may still land;
+* ``restart`` a crashed host comes back with a new generation and runs its restart script.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockengine.errors import LockError
+from lockengine.liveness import ALIVE, RUN, WAIT, Watch
+from lockengine.ondisk import Geometry, Leader, decode_leader, leader_checksum_ok, resource_area
+from lockengine.paxos import PaxosLease, request
+
+SPACE, RES = "ls", "res"
+GEOMETRY = Geometry(512, 1 << 20)
+IO_TIMEOUT = 10
+Step = tuple[str, int]
+LeaseFactory = Callable[..., PaxosLease]
+# PaxosLease attributes that are seams, not state: they are the same in every run.
+_SEAMS = {"storage", "liveness", "clock", "_sleep", "_rng", "geometry", "space_name", "resource_name", "offset"}
+
+
+class Unwind(BaseException):
+    """Raised from the storage gate to end a host thread (branch pruned, run closed, host crashed).
+    A BaseException: the lease code catches only LockError and OSError."""
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # "acquire" | "acquire_sh" | "release" | "request"
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    host_id: int
+    script: tuple[str, ...]
+    restart_script: tuple[str, ...] = ()
+    # op index -> (other host's name, ops it has finished): the op starts only after that (a bound
+    # that keeps a scenario family small; the start is then a step of its own)
+    after: tuple[tuple[int, str, int], ...] = ()
+    max_io: int = 0  # I/Os per operation before this host freezes (a slow host); 0: the world's bound
+
+
+@dataclass(frozen=True)
+class World:
+    """The bounds of one exhaustive run."""
+
+    name: str
+    hosts: tuple[HostSpec, ...]
+    hangs: int = 0  # writes that may hang
+    hang_leader_only: bool = False  # only leader writes may hang (a smaller world)
+    late_after_timeout: bool = True  # a hung write may land after its caller timed out
+    errors: int = 0  # I/Os that may fail with AIO_TIMEOUT
+    crashes: int = 0
+    stalls: int = 0
+    max_io_per_op: int = 24  # an operation that needs more I/O (ballot retries) is cut here
+
+    def describe(self) -> str:
+        scripts = ", ".join(f"{h.name}:{'+'.join(h.script) or '-'}" for h in self.hosts)
+        return (
+            f"{self.name} [{scripts}; hangs={self.hangs}{' leader' if self.hang_leader_only else ''}"
+            f"{' late' if self.hangs and self.late_after_timeout else ''}; errors={self.errors}; "
+            f"crashes={self.crashes}; stalls={self.stalls}; io/op<={self.max_io_per_op}]"
+        )
+
+
+@dataclass
+class Pending:
+    kind: str  # "read" | "write"
+    offset: int
+    length: int
+    data: bytes | None
+    hung: bool = False
+
+
+@dataclass
+class LateWrite:
+    host: int
+    offset: int
+    data: bytes
+    caller_waiting: bool = True
+
+
+@dataclass
+class Belief:
+    kind: str  # "ex" | "sh"
+    lver: int
+    generation: int
+
+
+@dataclass
+class HostRun:
+    spec: HostSpec
+    index: int
+    generation: int = 1
+    state: str = "up"  # up | stalled | dead
+    script: tuple[str, ...] = ()
+    pos: int = 0
+    op: str | None = None
+    op_io: int = 0
+    op_first_io_done: bool = False
+    belief: Belief | None = None
+    pending: Pending | None = None
+    verdict: tuple[str, Any] | None = None
+    finished: bool = True
+    thread: threading.Thread | None = None
+    lease: PaxosLease | None = None
+    digest: Any = None
+    outcomes: list[str] = field(default_factory=list)
+    cut: bool = False
+    go: threading.Lock = field(default_factory=threading.Lock)
+    back: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class SteppedStorage:
+    """A ``Storage`` over the run's one in-memory disk; every I/O waits for the explorer."""
+
+    def __init__(self, run: Run, host: HostRun) -> None:
+        self.run = run
+        self.host = host
+        self.path = f"mem:{host.name}"
+        self.sector_size = GEOMETRY.sector_size
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        out = self.run.gate(self.host, Pending("read", offset, length, None))
+        assert isinstance(out, bytes)
+        return out
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        self.run.gate(self.host, Pending("write", offset, len(data), bytes(data)))
+
+    def size(self) -> int:
+        return len(self.run.disk)
+
+    def close(self) -> None:
+        pass
+
+
+class ModelLiveness:
+    """Owner liveness from the model's ground truth (the OwnerLiveness protocol)."""
+
+    def __init__(self, run: Run, host: HostRun) -> None:
+        self.run = run
+        self.host = host
+
+    def verdict(self, host_id: int, generation: int) -> str:
+        owner = self.run.by_id.get(host_id)
+        if owner is None or owner.generation > generation or owner.state == "dead":
+            return RUN
+        return WAIT if owner.state == "stalled" else ALIVE
+
+    def begin(self, leader: Leader) -> Watch:
+        return Watch(0.0, 0)
+
+    def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
+        v = self.verdict(leader.owner_id, leader.owner_generation)
+        self.host.digest.update(f"live:{leader.owner_id}:{leader.owner_generation}:{v};".encode())
+        return v, (0.0 if v != WAIT else 1.0)
+
+    def holder_dead(self, host_id: int, generation: int) -> bool:
+        dead = self.verdict(host_id, generation) == RUN
+        self.host.digest.update(f"dead:{host_id}:{generation}:{dead};".encode())
+        return dead
+
+
+def _no_sleep(seconds: float, abort: threading.Event | None, what: str) -> None:
+    if abort is not None and abort.is_set():
+        raise LockError("ERROR", f"{what}: aborted")
+
+
+def _snapshot(lease: PaxosLease) -> str:
+    return repr(sorted((k, v) for k, v in vars(lease).items() if k not in _SEAMS))
+
+
+class Run:
+    """One execution of a world from its initial state, driven step by step."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        lease_factory: LeaseFactory = PaxosLease,
+        liveness_factory: Callable[[Run, HostRun], ModelLiveness] = ModelLiveness,
+    ) -> None:
+        self.world = world
+        self.lease_factory = lease_factory
+        self.liveness_factory = liveness_factory
+        self.disk = bytearray(_initial_area(max(h.host_id for h in world.hosts)))
+        self.span = (max(h.host_id for h in world.hosts) + 2) * GEOMETRY.sector_size
+        self.hosts = [HostRun(spec, i, script=spec.script) for i, spec in enumerate(world.hosts)]
+        self.by_id = {h.spec.host_id: h for h in self.hosts}
+        self.by_name = {h.name: h for h in self.hosts}
+        self.late: list[LateWrite] = []
+        self.hangs_used = self.errors_used = self.crashes_used = self.stalls_used = 0
+        self.committed: dict[int, set[tuple[int, int]]] = {}
+        self.trace: list[Step] = []
+        self.log: list[str] = []
+        self.violation: str | None = None
+        for h in self.hosts:
+            self._start_host(h)
+
+    # ------------------------------------------------------------------ host threads
+
+    def _start_host(self, h: HostRun) -> None:
+        h.lease = self.lease_factory(
+            SteppedStorage(self, h), SPACE, RES, 0, host_id=h.spec.host_id, generation=h.generation,
+            geometry=GEOMETRY, io_timeout=IO_TIMEOUT, liveness=self.liveness_factory(self, h),
+            clock=lambda: 100.0, sleep=_no_sleep,
+        )
+        h.finished = False
+        h.go, h.back = threading.Lock(), threading.Lock()
+        h.go.acquire()
+        h.back.acquire()
+        h.thread = threading.Thread(target=self._host_main, args=(h, h.lease), daemon=True)
+        h.thread.start()
+        h.back.acquire()  # until it parks at its first I/O or ends
+
+    def _host_main(self, h: HostRun, lease: PaxosLease) -> None:
+        try:
+            while h.pos < len(h.script):
+                op = h.script[h.pos]
+                if h.script is h.spec.script and any(i == h.pos for i, _, _ in h.spec.after):
+                    h.op = None
+                    self.gate(h, Pending("start", 0, 0, None))
+                h.op, h.op_io, h.op_first_io_done = op, 0, False
+                h.digest = hashlib.blake2b(f"{_snapshot(lease)}|{op}|".encode(), digest_size=16)
+                outcome = self._run_op(h, lease, op)
+                h.outcomes.append(f"{op}:{outcome}")
+                h.pos += 1
+                h.op = None
+                h.digest = None
+        except Unwind:
+            pass
+        finally:
+            h.finished = True
+            h.pending = None
+            h.back.release()
+
+    def _run_op(self, h: HostRun, lease: PaxosLease, op: str) -> str:
+        try:
+            if op == "acquire":
+                ld = lease.acquire(nowait=True)
+                h.belief = Belief("ex", ld.lver, h.generation)
+                return f"ok lver {ld.lver}"
+            if op == "acquire_sh":
+                ld = lease.acquire(shared=True, nowait=True)
+                h.belief = Belief("sh", ld.lver, h.generation)
+                return f"ok shared lver {ld.lver}"
+            if op == "release":
+                if lease.leader is None:
+                    return "nothing held"
+                lease.release()
+                return "ok"
+            if op == "request":
+                request(lease.storage, 0, SPACE, RES, None, 1, io_timeout=IO_TIMEOUT)
+                return "ok"
+            raise AssertionError(op)
+        except LockError as exc:
+            return exc.name
+        except OSError as exc:
+            return f"OSError {exc.errno}"
+
+    def gate(self, h: HostRun, p: Pending) -> bytes | None:
+        """Called on the host's thread: park until the explorer hands back a verdict."""
+        h.pending = p
+        h.back.release()  # control to the explorer
+        h.go.acquire()  # ... until it grants, fails or unwinds this I/O
+        assert h.verdict is not None
+        verdict, value = h.verdict
+        h.verdict = None
+        h.pending = None
+        if verdict == "unwind":
+            raise Unwind()
+        if verdict == "error":
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def _resume(self, h: HostRun, verdict: tuple[str, Any]) -> None:
+        """On the explorer's thread: hand h its verdict, wait until it parks again or ends."""
+        h.verdict = verdict
+        h.go.release()
+        h.back.acquire()
+
+    # ------------------------------------------------------------------ the disk
+
+    def _apply_write(self, offset: int, data: bytes) -> None:
+        self.disk[offset : offset + len(data)] = data
+        if offset == 0 and leader_checksum_ok(data, 0):
+            ld = decode_leader(data, 0)
+            if ld.timestamp:
+                owners = self.committed.setdefault(ld.lver, set())
+                owners.add((ld.owner_id, ld.owner_generation))
+                if len(owners) > 1 and self.violation is None:
+                    self.violation = f"lver {ld.lver} decided twice: owners {sorted(owners)}"
+
+    # ------------------------------------------------------------------ steps
+
+    def enabled(self) -> list[Step]:
+        w = self.world
+        out: list[Step] = []
+        for h in self.hosts:
+            i = h.index
+            p = h.pending
+            if p is not None and p.kind == "start":
+                if all(self.by_name[n].pos >= k for i, n, k in h.spec.after if i == h.pos):
+                    out.append(("io", i))
+            elif p is not None and not h.cut:
+                if p.hung:
+                    out.append(("timeout", i))
+                elif p.kind == "landed":
+                    out += [("io", i), ("timeout", i)]
+                else:
+                    out.append(("io", i))
+                    if self.errors_used < w.errors:
+                        out.append(("err", i))
+                    if (
+                        p.kind == "write"
+                        and self.hangs_used < w.hangs
+                        and (not w.hang_leader_only or p.offset == 0)
+                    ):
+                        out.append(("hang", i))
+            if h.state != "dead" and self.stalls_used < w.stalls and h.state == "up":
+                out.append(("stall", i))
+            if h.state != "dead" and self.crashes_used < w.crashes:
+                out.append(("crash", i))
+            if h.state == "dead" and h.spec.restart_script and h.finished and h.thread is not None:
+                out.append(("restart", i))
+        for k, lw in enumerate(self.late):
+            if lw.caller_waiting or w.late_after_timeout:
+                out.append(("land", k))
+        return out
+
+    def apply(self, step: Step) -> None:
+        kind, i = step
+        self.trace.append(step)
+        if kind == "land":
+            lw = self.late.pop(i)
+            self.log.append(f"late write of {self.hosts[lw.host].name} lands at {lw.offset}")
+            self._apply_write(lw.offset, lw.data)
+            if lw.caller_waiting:
+                h = self.hosts[lw.host]
+                assert h.pending is not None and h.pending.hung
+                h.pending.hung = False
+                h.pending.data = None  # landed: the caller now either completes or times out
+                h.pending.kind = "landed"
+            self.check()
+            return
+        h = self.hosts[i]
+        if kind == "io":
+            p = h.pending
+            assert p is not None
+            if p.kind != "start":
+                self._count_io(h)
+            if p.kind == "start":
+                self.log.append(f"{h.name} starts {h.script[h.pos]}")
+                self._resume(h, ("ok", None))
+            elif p.kind == "read":
+                data = bytes(self.disk[p.offset : p.offset + p.length])
+                h.digest.update(hashlib.blake2b(data[: self.span] if p.offset == 0 else data, digest_size=16).digest())
+                self.log.append(f"{h.name} reads {p.length} at {p.offset}")
+                self._resume(h, ("ok", data))
+            elif p.kind == "landed":
+                h.digest.update(b"landed-ok;")
+                self._resume(h, ("ok", None))
+            else:
+                assert p.data is not None
+                self.log.append(f"{h.name} writes {_describe_write(p.offset, p.data)}")
+                self._apply_write(p.offset, p.data)
+                h.digest.update(b"w;")
+                self._resume(h, ("ok", None))
+        elif kind == "err":
+            self.errors_used += 1
+            self._count_io(h)
+            h.digest.update(b"err;")
+            self.log.append(f"{h.name}'s {h.pending.kind if h.pending else '?'} fails (AIO_TIMEOUT)")
+            self._resume(h, ("error", LockError("AIO_TIMEOUT", "explorer: I/O failed")))
+        elif kind == "hang":
+            p = h.pending
+            assert p is not None and p.data is not None
+            self.hangs_used += 1
+            self._count_io(h)
+            p.hung = True
+            self.late.append(LateWrite(i, p.offset, p.data))
+            self.log.append(f"{h.name}'s write {_describe_write(p.offset, p.data)} hangs")
+        elif kind == "timeout":
+            for lw in self.late:
+                if lw.host == i and lw.caller_waiting:
+                    lw.caller_waiting = False
+            h.digest.update(b"timeout;")
+            self.log.append(f"{h.name} gets AIO_TIMEOUT")
+            self._resume(h, ("error", LockError("AIO_TIMEOUT", "explorer: write hung")))
+        elif kind == "stall":
+            self.stalls_used += 1
+            h.state = "stalled"
+            self.log.append(f"{h.name} stops renewing its host id")
+        elif kind == "crash":
+            self.crashes_used += 1
+            self.log.append(f"{h.name} crashes (fenced)")
+            self._kill(h)
+            h.state = "dead"
+            h.belief = None
+        elif kind == "restart":
+            h.generation += 1
+            h.state = "up"
+            h.script, h.pos, h.outcomes = h.spec.restart_script, 0, []
+            self.log.append(f"{h.name} restarts with generation {h.generation}")
+            self._start_host(h)
+        else:
+            raise AssertionError(kind)
+        self.check()
+
+    def _count_io(self, h: HostRun) -> None:
+        if h.op == "release" and not h.op_first_io_done:
+            h.belief = None  # the holder stopped using the resource before its release's first I/O
+        h.op_io += 1
+        h.op_first_io_done = True
+
+    def _kill(self, h: HostRun) -> None:
+        for lw in self.late:
+            if lw.host == h.index:
+                lw.caller_waiting = False
+        if h.thread is not None and not h.finished:
+            self._resume(h, ("unwind", None))
+        if h.thread is not None:
+            h.thread.join()
+
+    def close(self) -> None:
+        for h in self.hosts:
+            self._kill(h)
+
+    # ------------------------------------------------------------------ invariants and hashing
+
+    def check(self) -> None:
+        for h in self.hosts:
+            if h.op_io >= (h.spec.max_io or self.world.max_io_per_op):
+                h.cut = True  # frozen: its next I/O never completes (a host slower than everything else)
+        if self.violation is not None:
+            return
+        believers = [h for h in self.hosts if h.belief is not None]
+        ex = [h for h in believers if h.belief is not None and h.belief.kind == "ex"]
+        sh = [h for h in believers if h.belief is not None and h.belief.kind == "sh"]
+        if len(ex) > 1:
+            self.violation = "two exclusive owners: " + ", ".join(
+                f"{h.name} (lver {h.belief.lver})" for h in ex if h.belief is not None
+            )
+        elif ex and sh:
+            self.violation = f"exclusive owner {ex[0].name} beside shared holders {[h.name for h in sh]}"
+
+    def key(self) -> bytes:
+        d = hashlib.blake2b(bytes(self.disk[: self.span]), digest_size=16)
+        for h in self.hosts:
+            d.update(
+                repr((h.state, h.generation, h.script is h.spec.script, h.pos, h.op, h.op_io, h.cut,
+                      h.belief, h.pending and (h.pending.kind, h.pending.offset, h.pending.hung))).encode()
+            )
+            d.update(h.digest.digest() if h.digest is not None else b"-")
+            d.update(_snapshot(h.lease).encode() if h.lease is not None and h.op is None else b"")
+        d.update(repr([(lw.host, lw.offset, lw.data, lw.caller_waiting) for lw in self.late]).encode())
+        d.update(repr((self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used)).encode())
+        d.update(repr(sorted((k, sorted(v)) for k, v in self.committed.items())).encode())
+        return d.digest()
+
+    def done(self) -> bool:
+        return not self.enabled()
+
+
+@functools.cache
+def _initial_area(num_hosts: int) -> bytes:
+    return resource_area(SPACE, RES, GEOMETRY, num_hosts=num_hosts)
+
+
+def _describe_write(offset: int, data: bytes) -> str:
+    from lockengine.ondisk import decode_dblock, decode_mblock
+
+    s = GEOMETRY.sector_size
+    if offset == 0:
+        ld = decode_leader(data, 0)
+        return (f"leader(lver {ld.lver}, owner {ld.owner_id}/{ld.owner_generation}, ts {ld.timestamp}, "
+                f"write_id {ld.write_id})")
+    if offset == s:
+        return "request"
+    hid = offset // s - 1
+    db = decode_dblock(data, 0)
+    mb = decode_mblock(data, 0)
+    return (f"dblock[{hid}](mbal {db.mbal}, bal {db.bal}, inp {db.inp}/{db.inp2}, lver {db.lver}"
+            f"{', RELEASED' if db.released else ''}{', SHARED' if mb.shared else ''})")
+
+
+def replay(world: World, steps: Sequence[Step], **kw: Any) -> Run:
+    """Run ``steps`` from the initial state; the caller closes the run."""
+    run = Run(world, **kw)
+    for s in steps:
+        if s not in run.enabled():
+            run.close()
+            raise ValueError(f"step {s} is not enabled after {run.trace}")
+        run.apply(s)
+    return run
