@@ -173,3 +173,27 @@ def test_checker_catches_sharers_cleared_from_a_stale_host_table(monkeypatch: py
 def test_seed_6_passes_with_the_real_daemon() -> None:
     quiet_logs()
     assert World(6, small_params(6)).run() == []
+
+
+# --------------------------------------------------------------------------- hazards the daemon cannot see
+
+def test_a_cloned_identity_is_a_counterexample_documented_not_detected() -> None:
+    """Two machines with the same stable host name and host id (a cloned VM): the second joins by the
+    fast path while the first still renews. docs/daemon.md documents it; the roles refuse duplicate
+    names in one inventory. The first twin's next renewal fails (RENEW_OWNER), but other hosts take its
+    leases at once (a newer generation says it is dead) while its holders still run."""
+    found = first_counterexample(
+        lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
+                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1),
+        lambda w: None)
+    assert any(v.kind in ("two_hosts", "host_id") for v in found), found
+
+
+def test_a_longer_configured_fire_timeout_on_one_host_is_a_counterexample() -> None:
+    """The fire timeout is not on disk: a host configured (and with a device) firing later than the
+    others assume is reset after they took its leases. The roles compare it across the inventory."""
+    found = first_counterexample(
+        lambda s: focused_params(s, ("storage_hung", "unkillable"), unkillable=0.6, fire_timeout=30,
+                                 fire_timeouts=[120, 30, 30, 30, 30]),
+        lambda w: None)
+    assert any(v.kind == "two_hosts" for v in found), found

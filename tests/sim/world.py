@@ -85,11 +85,13 @@ class WorldParams:
     hold_mean: float = 120.0  # mean seconds a client uses a lease
     unkillable: float = 0.0  # probability that a new client ignores every signal (escalation fails)
     inherit: float = 0.1  # probability that a holder forks a child inheriting its connection
+    boot_at: list[float] = field(default_factory=list)  # per host: first boot time (default: 0-5 s)
 
 
 ALL_FAULTS = (
     "host_crash", "daemon_crash_restart", "daemon_crash_reboot", "client_crash", "io_delay", "io_eio",
     "io_hang", "late_write", "storage_readonly", "storage_hung", "frozen", "unkillable", "inherited_conn",
+    "rem_lockspace",
 )
 
 
@@ -738,18 +740,48 @@ class World:
         elif kind == "storage_hung":
             io.faults.mode = "hung"
             heal(lambda: setattr(io.faults, "mode", "ok"))
+        elif kind == "rem_lockspace":
+            self._rem_and_add(host)
         elif kind == "frozen":
             if host.dproc is not None:
                 host.dproc.frozen_until = sched.now + rng.uniform(5, 200)
         else:
             raise ValueError(kind)
 
+    def _rem_and_add(self, host: Host) -> None:
+        """rem_lockspace (SIGKILLs the holders, aborts ballots in flight, frees the host id), then join
+        again once it is gone."""
+        d, proc = host.serving(), host.dproc
+        ls = d.lockspaces.get(LS) if d is not None else None
+        if d is None or proc is None or ls is None or ls.state != JOINED:
+            return
+        sched, rng = self.sched, self.rng
+
+        def rem() -> None:
+            try:
+                d.rem_lockspace(ls, unused=False)
+            except LockError:
+                self.stats["rem_refused"] += 1
+                return
+            self.stats["rem_done"] += 1
+            sched.sleep(rng.uniform(1.0, 60.0))
+            for _ in range(100):
+                if LS not in d.lockspaces:
+                    break
+                sched.sleep(host.io_timeout)
+            with contextlib.suppress(LockError, InputError):
+                d.add_lockspace(ls.spec, host.io_timeout)
+                self.stats["rem_readded"] += 1
+
+        sched.spawn(f"{host.name}/rem", proc, rem)
+
     # ------------------------------------------------------------------ run
     def run(self) -> list[Violation]:
         p = self.params
         self._host_by_proc = {h.name: h for h in self.hosts}
         for i, h in enumerate(self.hosts):
-            self.sched.at(self.sched.now + self.rng.uniform(0, 5) + i * 0.01, h.boot)
+            delay = p.boot_at[i] if p.boot_at else self.rng.uniform(0, 5) + i * 0.01
+            self.sched.at(self.sched.now + delay, h.boot)
         self._schedule_clients()
         self._schedule_faults()
         try:
