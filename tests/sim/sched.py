@@ -50,6 +50,7 @@ class Proc:
     alive: bool = True
     frozen_until: float = 0.0
     actors: list[Actor] = field(default_factory=list)
+    owner: Any = None  # what the simulation attaches (its host)
 
 
 @dataclass(eq=False)

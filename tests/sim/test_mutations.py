@@ -197,3 +197,14 @@ def test_a_longer_configured_fire_timeout_on_one_host_is_a_counterexample() -> N
                                  fire_timeouts=[120, 30, 30, 30, 30]),
         lambda w: None)
     assert any(v.kind == "two_hosts" for v in found), found
+
+
+def test_checker_catches_a_host_id_held_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken: a renewal that finds its slot rewritten (RENEW_OWNER...) is retried instead of failing the
+    lockspace at once, so the first twin believes it holds the host id until 8·io."""
+    monkeypatch.setattr("lockengine.daemon.lockspace.CORRUPT", frozenset())
+    found = first_counterexample(
+        lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
+                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1),
+        lambda w: None)
+    assert any(v.kind == "host_id" for v in found), found

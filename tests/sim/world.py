@@ -268,7 +268,7 @@ class Host:
         sched = w.sched
         self.daemons += 1
         w.stats["daemons"] += 1
-        proc = Proc(f"{self.name}/lockengined#{self.daemons}")
+        proc = Proc(f"{self.name}/lockengined#{self.daemons}", owner=self)
         self.dproc = proc
         rt = Runtime(
             clock=sched.clock,
@@ -399,7 +399,7 @@ class SimClientProc:
         self.world = world
         self.host = host
         self.pid = pid
-        self.proc = Proc(f"{host.name}/client{pid}")
+        self.proc = Proc(f"{host.name}/client{pid}", owner=host)
         self.alive = True
         self.daemon: Daemon | None = None
         self.dproc: Proc | None = None
@@ -654,8 +654,7 @@ class World:
         self.hostid_changed(host)
 
     def _after_step(self, actor: Actor) -> None:
-        name = actor.proc.name
-        host = self._host_by_proc.get(name.split("/", 1)[0])
+        host = actor.proc.owner
         if host is not None:
             self.hostid_changed(host)
 
@@ -778,7 +777,6 @@ class World:
     # ------------------------------------------------------------------ run
     def run(self) -> list[Violation]:
         p = self.params
-        self._host_by_proc = {h.name: h for h in self.hosts}
         for i, h in enumerate(self.hosts):
             delay = p.boot_at[i] if p.boot_at else self.rng.uniform(0, 5) + i * 0.01
             self.sched.at(self.sched.now + delay, h.boot)
