@@ -14,7 +14,7 @@ from lockengine.daemon.escalation import Recovery, Supervisor
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
-from .run import focused_params, quiet_logs, small_params
+from .run import focused_params, quiet_logs
 from .world import Host, Violation, World, WorldParams
 
 MAX_SEEDS = 12
@@ -163,16 +163,23 @@ def _stale_table_rule(self: DeltaOwnerLiveness, host_id: int, generation: int) -
     return self.table is not None and self.table.state(host_id, self.clock()) == "DEAD"
 
 
+def stale_table_world(seed: int) -> WorldParams:
+    """Host 1 (io 20: it fails only at 160 s) cannot read the lockspace area for 155 s at a time, while
+    its lease I/O works; the others (io 5, fire 30) count as dead after 70 s unseen. Seed 6 of the CI
+    run found it with random hangs; this world provokes it on purpose."""
+    return focused_params(seed, ("client_crash",), io_timeouts=[20, 5, 5, 5, 5], fire_timeout=30, shared=0.5,
+                          fault_rate=1, clients_per_host=40,
+                          scripted=[(t, "lockspace_area_hang", 0, 155.0) for t in (300, 1300, 2300, 3300)])
+
+
 def test_checker_catches_sharers_cleared_from_a_stale_host_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    quiet_logs()
     monkeypatch.setattr(DeltaOwnerLiveness, "holder_dead", _stale_table_rule)
-    found = World(6, small_params(6)).run()
+    found = first_counterexample(stale_table_world, lambda w: None)
     assert any(v.kind == "two_hosts" for v in found), found
 
 
-def test_seed_6_passes_with_the_real_daemon() -> None:
-    quiet_logs()
-    assert World(6, small_params(6)).run() == []
+def test_stale_table_worlds_pass_with_the_real_daemon() -> None:
+    assert no_violations(stale_table_world) == []
 
 
 # --------------------------------------------------------------------------- hazards the daemon cannot see

@@ -86,12 +86,14 @@ class WorldParams:
     unkillable: float = 0.0  # probability that a new client ignores every signal (escalation fails)
     inherit: float = 0.1  # probability that a holder forks a child inheriting its connection
     boot_at: list[float] = field(default_factory=list)  # per host: first boot time (default: 0-5 s)
+    shared: float = 0.3  # probability that an acquire is shared
+    scripted: list[tuple[float, str, int, float]] = field(default_factory=list)  # (at, kind, host index, value)
 
 
 ALL_FAULTS = (
     "host_crash", "daemon_crash_restart", "daemon_crash_reboot", "client_crash", "io_delay", "io_eio",
     "io_hang", "late_write", "storage_readonly", "storage_hung", "frozen", "unkillable", "inherited_conn",
-    "rem_lockspace",
+    "rem_lockspace", "large_io_hang",
 )
 
 
@@ -494,7 +496,7 @@ class SimClientProc:
             for _ in range(rng.randint(1, 4)):
                 sched.sleep(rng.expovariate(1 / 30))
                 r = rng.randrange(w.params.resources)
-                shared = rng.random() < 0.3
+                shared = rng.random() < w.params.shared
                 if rng.random() < 0.15:
                     self._request_other(d, r)
                     continue
@@ -730,6 +732,9 @@ class World:
         elif kind == "io_hang":
             io.faults.hang = rng.uniform(0.1, 1.0)
             heal(lambda: setattr(io.faults, "hang", 0.0))
+        elif kind == "large_io_hang":
+            io.faults.hang_large = rng.uniform(0.5, 1.0)
+            heal(lambda: setattr(io.faults, "hang_large", 0.0))
         elif kind == "late_write":
             io.faults.late = rng.uniform(0.2, 1.0)
             heal(lambda: setattr(io.faults, "late", 0.0))
@@ -744,6 +749,17 @@ class World:
         elif kind == "frozen":
             if host.dproc is not None:
                 host.dproc.frozen_until = sched.now + rng.uniform(5, 200)
+        else:
+            raise ValueError(kind)
+
+    def script(self, kind: str, host: Host, seconds: float) -> None:
+        """A fault at a chosen time and host, for a chosen time (regression worlds)."""
+        self.faults_count(kind)
+        io, epoch = host.io, host.io.epoch
+        if kind == "lockspace_area_hang":  # renewals' area reads hang; single-sector and lease I/O work
+            io.faults.hang_area = 0
+            self.sched.at(self.sched.now + seconds, lambda: setattr(io.faults, "hang_area", -1)
+                          if io.epoch == epoch else None)
         else:
             raise ValueError(kind)
 
@@ -782,6 +798,8 @@ class World:
             self.sched.at(self.sched.now + delay, h.boot)
         self._schedule_clients()
         self._schedule_faults()
+        for at, kind, idx, value in p.scripted:
+            self.sched.at(self.sched.now + at, lambda k=kind, i=idx, v=value: self.script(k, self.hosts[i], v))
         try:
             self.sched.run(self.sched.now + p.duration)
             self.stopped = True
@@ -795,7 +813,8 @@ class World:
         """Liveness: heal everything, let the clients go, then every lease must be acquirable in time."""
         for h in self.hosts:
             h.io.faults.mode, h.io.faults.slow, h.io.faults.eio = "ok", 0.0, 0.0
-            h.io.faults.hang = h.io.faults.late = 0.0
+            h.io.faults.hang = h.io.faults.late = h.io.faults.hang_large = 0.0
+            h.io.faults.hang_area = -1
             if h.dproc is not None:
                 h.dproc.frozen_until = 0.0
         for c in list(self.clients.values()):
