@@ -25,7 +25,7 @@ from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("resource")
 
-ACQUIRING, HELD, ORPHAN = "ACQUIRING", "HELD", "ORPHAN"
+ACQUIRING, HELD, ORPHAN, RELEASING = "ACQUIRING", "HELD", "ORPHAN", "RELEASING"
 MAX_PER_CALL = 8  # sanlock's limit per acquire/release call
 
 
@@ -252,24 +252,55 @@ class ResourceManager:
         return released
 
     def _release_on_disk(self, h: Held) -> bool:
-        """Release ``h`` and forget it; False when its lockspace is lost and nothing was written."""
+        """Release ``h`` and forget it; False when its lockspace is lost and nothing was written.
+
+        A release write that fails (EIO, a timeout) leaves the lease ours on disk: forgetting it would
+        keep it held for as long as this host lives, with nobody to release it. It stays in the table
+        (RELEASING: no local acquire takes it) and is retried every io_timeout while the lockspace is
+        joined; the error still goes to the caller."""
         try:
-            ls = self._lockspace(h.spec.lockspace)
-            if ls is None or ls.state != JOINED:
-                # Our host id lease is lost or gone: writing now could race a host that took over.
-                log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
-                            "gone" if ls is None else ls.state)
-                return False
-            assert h.lease is not None
-            h.lease.release()
-            return True
+            done = self._release_once(h)
         except (LockError, OSError) as exc:
-            log.error("r %s: release failed: %s", h.label, exc)
+            log.error("r %s: release failed (retrying every %d s): %s", h.label, h.lease.io_timeout if h.lease
+                      else 0, exc)
+            h.state = RELEASING
+            self.runtime.spawn(f"release-retry:{h.spec.name}", lambda: self._retry_release(h))
             raise
-        finally:
-            with self._lock:
-                if self._held.get(h.key) is h:
-                    del self._held[h.key]
+        self._forget(h)
+        return done
+
+    def _release_once(self, h: Held) -> bool:
+        ls = self._lockspace(h.spec.lockspace)
+        if ls is None or ls.state != JOINED:
+            # Our host id lease is lost or gone: writing now could race a host that took over.
+            log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
+                        "gone" if ls is None else ls.state)
+            return False
+        assert h.lease is not None
+        h.lease.release()
+        return True
+
+    def _retry_release(self, h: Held) -> None:
+        assert h.lease is not None
+        while self._held.get(h.key) is h:
+            self.runtime.sleep(h.lease.io_timeout, None, "release retry")
+            try:
+                self._release_once(h)
+            except LockError as exc:
+                if exc.name in ("RELEASE_OWNER", "RELEASE_LVER"):
+                    log.warning("r %s: no longer ours on disk; forgotten: %s", h.label, exc)
+                    break
+                continue
+            except OSError:
+                continue
+            log.info("r %s: released on disk after an earlier failure", h.label)
+            break
+        self._forget(h)
+
+    def _forget(self, h: Held) -> None:
+        with self._lock:
+            if self._held.get(h.key) is h:
+                del self._held[h.key]
 
     def drop_lockspace(self, name: str) -> None:
         """Forget every lease of a lockspace that is gone (no disk writes)."""

@@ -11,6 +11,7 @@ import pytest
 from lockengine.daemon.clients import Client
 from lockengine.daemon.engine import Daemon
 from lockengine.daemon.escalation import Recovery, Supervisor
+from lockengine.daemon.resources import Held, ResourceManager
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
@@ -215,3 +216,37 @@ def test_checker_catches_a_host_id_held_twice(monkeypatch: pytest.MonkeyPatch) -
                                  host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1),
         lambda w: None)
     assert any(v.kind == "host_id" for v in found), found
+
+
+# --------------------------------------------------------------------------- a failed release forgotten (seed 7)
+
+class ForgetsFailedReleases(ResourceManager):
+    """The behaviour before the fix: a release whose write failed is forgotten, so the lease stays
+    ours on disk, with nobody to release it, for as long as this host lives."""
+
+    def _release_on_disk(self, h: Held) -> bool:
+        try:
+            return self._release_once(h)
+        finally:
+            self._forget(h)
+
+
+def _eio(seed: int) -> WorldParams:
+    return focused_params(seed, ("io_eio",), fault_rate=10, hold_mean=120.0, end_check=True, duration=3000)
+
+
+def test_checker_catches_a_lease_lost_after_a_failed_release() -> None:
+    def setup(world: World) -> None:
+        def make(config: Any, mux: Any, rt: Any, host: Host) -> Daemon:
+            d = Daemon(config, mux, runtime=rt, processes=host.processes, armed=host.armed)
+            d.resources = ForgetsFailedReleases(d.storages, d._lockspace, rt)
+            return d
+
+        world.make_daemon = make
+
+    found = first_counterexample(_eio, setup)
+    assert any(v.kind == "lost" for v in found), found
+
+
+def test_failed_releases_are_retried_by_the_real_daemon() -> None:
+    assert no_violations(_eio) == []

@@ -836,6 +836,7 @@ class World:
                 self.violation("lost", "no host could rejoin the lockspace after the faults healed")
                 return
         got: dict[str, bool] = {}
+        last_error: dict[str, str] = {}
         probe = SimClientProc(self, probe_host, self.new_pid())
         self.clients[probe.pid] = probe
         d = probe_host.serving()
@@ -846,24 +847,29 @@ class World:
             ctx = CallContext(probe.conn_id, PeerCred(probe.pid, 0, 0), lambda c: None)
             probe.dclient = probe.call(lambda: d.register(ctx, None, None))
             dclient = probe.dclient
-            for r in range(self.params.resources):
-                spec = self.spec(r, False)
-                while self.sched.now < deadline and not got.get(self.res_name(r)):
+            while self.sched.now < deadline and len(got) < self.params.resources:
+                for r in range(self.params.resources):
+                    name = self.res_name(r)
+                    if got.get(name):
+                        continue
+                    spec = self.spec(r, False)
                     try:
                         probe.call(lambda sp=spec: d.resources.acquire(dclient, [sp]))
-                        got[self.res_name(r)] = True
-                        self.start_using(probe, self.res_name(r), "ex")
-                    except LockError:
-                        self.sched.sleep(10.0)
+                        got[name] = True
+                        self.start_using(probe, name, "ex")
+                    except LockError as exc:
+                        last_error[name] = str(exc)
                     except DaemonGone:
+                        last_error[name] = "the probe host's daemon died"
                         return
+                self.sched.sleep(10.0)
 
         self.sched.spawn(f"{probe_host.name}/probe", probe.proc, prog)
         self.sched.run(deadline)
         for r in range(self.params.resources):
             if not got.get(self.res_name(r)):
                 self.violation("lost", f"{self.res_name(r)} not acquirable within {bound:.0f} s after the faults "
-                               f"healed (probe on {probe_host.name})")
+                               f"healed (probe on {probe_host.name}: {last_error.get(self.res_name(r))})")
 
     @property
     def host_seconds(self) -> float:
