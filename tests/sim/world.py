@@ -34,7 +34,7 @@ from lockengine.daemon.lockspace import JOINED
 from lockengine.daemon.proc import Runtime
 from lockengine.errors import InputError, LockError
 from lockengine.ondisk import LEADER_SIZE, Geometry, lockspace_area, new_delta_leader, resource_area
-from lockengine.strings import Disk, ResourceSpec
+from lockengine.strings import Disk, LockspaceSpec, ResourceSpec
 from lockengine.timeouts import Timeouts, default_kill_grace
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
@@ -752,6 +752,29 @@ class World:
         else:
             raise ValueError(kind)
 
+    def _operator_rejoins(self) -> None:
+        """As an operator (or the collection's role) would: join again where the lockspace failed or
+        was left; the daemon does not rejoin by itself after a lost lease."""
+        for h in self.hosts:
+            d, proc = h.serving(), h.dproc
+            if d is not None and proc is not None and LS not in d.lockspaces:
+                spec = LockspaceSpec(LS, h.host_id, self.ls_path, 0)
+                self.sched.spawn(f"{h.name}/rejoin", proc, lambda d=d, sp=spec, io=h.io_timeout: self._rejoin(d, sp, io))
+
+    def _schedule_operator(self) -> None:
+        def tick() -> None:
+            if self.stopped:
+                return
+            self._operator_rejoins()
+            self.sched.at(self.sched.now + self.rng.uniform(200, 600), tick)
+
+        self.sched.at(self.sched.now + self.rng.uniform(200, 600), tick)
+
+    @staticmethod
+    def _rejoin(d: Daemon, spec: LockspaceSpec, io: int) -> None:
+        with contextlib.suppress(LockError, InputError):
+            d.add_lockspace(spec, io)
+
     def script(self, kind: str, host: Host, seconds: float) -> None:
         """A fault at a chosen time and host, for a chosen time (regression worlds)."""
         self.faults_count(kind)
@@ -798,6 +821,7 @@ class World:
             self.sched.at(self.sched.now + delay, h.boot)
         self._schedule_clients()
         self._schedule_faults()
+        self._schedule_operator()
         for at, kind, idx, value in p.scripted:
             self.sched.at(self.sched.now + at, lambda k=kind, i=idx, v=value: self.script(k, self.hosts[i], v))
         try:
@@ -826,6 +850,10 @@ class World:
         # A dead holder's host is reset by its watchdog within 8·io + fire; then others wait host_dead.
         settle = t.id_renewal_fail_seconds + fire_max + 150.0
         self.sched.run(self.sched.now + settle)
+        # As an operator would: join again where the lockspace failed or was left (the daemon does not
+        # rejoin by itself after a lost lease).
+        self._operator_rejoins()
+        self.sched.run(self.sched.now + t.delta_acquire_busy_wait + t.delta_large_delay)
         bound = t.paxos_acquire_held_max + 4 * t.host_dead_seconds + 60.0
         deadline = self.sched.now + bound
         probe_host = next((h for h in self.hosts if h.serving() is not None and h.lockspace_joined()), None)
