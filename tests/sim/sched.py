@@ -173,8 +173,8 @@ class Scheduler:
                 return None
             heapq.heappop(heap)
             if isinstance(item, tuple):
-                actor, token = item
-                if token != actor.token or actor.done:
+                actor: Actor = item[0]
+                if item[1] != actor.token or actor.done:
                     continue
                 if actor.proc.frozen_until > t and not actor.killed:
                     self._push(actor.proc.frozen_until, actor)

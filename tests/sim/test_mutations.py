@@ -15,8 +15,9 @@ from lockengine.daemon.resources import Held, ResourceManager
 from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
+from .host import Host
 from .run import focused_params, quiet_logs
-from .world import Host, Violation, World, WorldParams
+from .world import Violation, World, WorldParams
 
 MAX_SEEDS = 12
 
