@@ -90,6 +90,7 @@ class ResourceManager:
         self.runtime = runtime
         self._lockspace = lockspace
         self._held: dict[tuple[str, str], Held] = {}
+        self._sweeping: set[tuple[str, str]] = set()  # failed acquires whose ballot may still commit us
         self._lock = threading.Lock()
         self._geometry: dict[tuple[str, int], Geometry] = {}
 
@@ -163,6 +164,9 @@ class ResourceManager:
             keys = set()
             for spec in specs:
                 key = (spec.lockspace, spec.name)
+                if key in self._sweeping:
+                    raise LockError("EAGAIN", f"{spec.lockspace}:{spec.name}: a failed acquire is being cleaned "
+                                              "up on this host; retry in a few seconds")
                 if key in self._held or key in keys:
                     other = self._held.get(key)
                     who = f"pid {other.client.pid}" if other is not None else "this same request"
@@ -201,9 +205,44 @@ class ResourceManager:
                 h.lease.release()
             except (LockError, OSError) as exc:
                 log.error("r %s: release after a failed multi-acquire failed: %s", h.label, exc)
+        elif h.lease is not None:
+            # The ballot failed (an I/O error, an abort) after it may have written our proposal: another
+            # host's ballot may still commit us as the owner, and nobody here would ever release it.
+            lease = h.lease
+            with self._lock:
+                self._sweeping.add(h.key)
+            self.runtime.spawn(f"orphan-sweep:{h.spec.name}", lambda: self._sweep_orphan(h.key, lease))
         with self._lock:
             if self._held.get(h.key) is h:
                 del self._held[h.key]
+
+    def _sweep_orphan(self, key: tuple[str, str], lease: PaxosLease) -> None:
+        """Release the lease if the disk says we (this host id and generation) own or share it although
+        no client here holds it; looked at a few times, as long as another ballot might still finish."""
+        try:
+            ls = self._lockspace(key[0])
+            delays = ls.timeouts.orphan_sweep_seconds if ls is not None else ()
+            for delay in delays:
+                self.runtime.sleep(delay, None, "orphan sweep")
+                ls = self._lockspace(key[0])
+                if ls is None or ls.state != JOINED or ls.generation != lease.generation:
+                    return
+                ls.ballot_started()  # counted: the host id is not freed while this may still write
+                try:
+                    lease.adopt()  # RELEASE_OWNER: not ours (yet); look again later
+                    lease.release()
+                except (LockError, OSError) as exc:
+                    if not (isinstance(exc, LockError) and exc.name == "RELEASE_OWNER"):
+                        log.warning("r %s:%s: cleaning up after a failed acquire: %s", key[0], key[1], exc)
+                    continue
+                finally:
+                    ls.ballot_ended()
+                log.warning("r %s:%s: released a lease the disk said we held after a failed acquire (another "
+                            "host's ballot finished ours)", key[0], key[1])
+                return
+        finally:
+            with self._lock:
+                self._sweeping.discard(key)
 
     # ------------------------------------------------------------------ release
 

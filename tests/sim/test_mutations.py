@@ -193,7 +193,8 @@ def test_a_cloned_identity_is_a_counterexample_documented_not_detected() -> None
     leases at once (a newer generation says it is dead) while its holders still run."""
     found = first_counterexample(
         lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
-                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1),
+                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1,
+                                 operator=False),
         lambda w: None)
     assert any(v.kind in ("two_hosts", "host_id") for v in found), found
 
@@ -214,7 +215,8 @@ def test_checker_catches_a_host_id_held_twice(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("lockengine.daemon.lockspace.CORRUPT", frozenset())
     found = first_counterexample(
         lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
-                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1),
+                                 host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1,
+                                 operator=False),
         lambda w: None)
     assert any(v.kind == "host_id" for v in found), found
 

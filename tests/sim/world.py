@@ -85,6 +85,7 @@ class WorldParams:
     boot_at: list[float] = field(default_factory=list)  # per host: first boot time (default: 0-5 s)
     shared: float = 0.3  # probability that an acquire is shared
     scripted: list[tuple[float, str, int, float]] = field(default_factory=list)  # (at, kind, host index, value)
+    operator: bool = True  # rejoin failed or left lockspaces every 200-600 s, as an operator would
 
 
 ALL_FAULTS = (
@@ -358,7 +359,8 @@ class World:
             self.sched.at(self.sched.now + delay, h.boot)
         self._schedule_clients()
         self._schedule_faults()
-        self._schedule_operator()
+        if p.operator:
+            self._schedule_operator()
         for at, kind, idx, value in p.scripted:
             self.sched.at(self.sched.now + at, lambda k=kind, i=idx, v=value: self.script(k, self.hosts[i], v))
         try:
