@@ -180,6 +180,12 @@ class Timeouts:
         """How long a request/event bit stays set in our renewals."""
         return 6 * self.io_timeout
 
+    @property
+    def orphan_sweep_seconds(self) -> tuple[int, ...]:
+        """Waits between looks at a lease whose acquire failed mid-ballot (another host's ballot may
+        still commit us as its owner): 2·io, then 6·io more, then 8·io more."""
+        return (2 * self.io_timeout, 6 * self.io_timeout, 8 * self.io_timeout)
+
     def request_bit_seconds(self, owner_io_timeout: int) -> float:
         """How long our renewals keep a request bit set for an owner with ``owner_io_timeout``.
 

@@ -322,7 +322,9 @@ class Lockspace:
                 log.error("s %s: releasing the host id after a cancelled join failed: %s", self.label, exc)
             raise LockError("EAGAIN", f"lockspace {self.name} was removed while joining")
         self.progress = "joined"
-        log.info("s %s: joined, generation %d, %s", self.label, delta.generation, delta.geometry.describe())
+        log.info("s %s: joined, generation %d, %s; watchdog_fire_timeout %d s (every host of this lockspace must "
+                 "use the same: others count our death with theirs)", self.label, delta.generation,
+                 delta.geometry.describe(), self.timeouts.fire_timeout)
         self.joined.set_result(self.describe())
 
     def next_renewal_at(self) -> float:

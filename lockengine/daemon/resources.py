@@ -27,7 +27,7 @@ from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("resource")
 
-ACQUIRING, HELD, ORPHAN = "ACQUIRING", "HELD", "ORPHAN"
+ACQUIRING, HELD, ORPHAN, RELEASING = "ACQUIRING", "HELD", "ORPHAN", "RELEASING"
 MAX_PER_CALL = 8  # sanlock's limit per acquire/release call
 
 
@@ -93,6 +93,7 @@ class ResourceManager:
         self._lockspace = lockspace
         self._held: dict[tuple[str, str], Held] = {}  # the holder that won the lease on disk
         self._sharers: dict[tuple[str, str], list[Held]] = {}  # more local holders of a shared one
+        self._sweeping: set[tuple[str, str]] = set()  # failed acquires whose ballot may still commit us
         self._lock = threading.Lock()
         self._geometry: dict[tuple[str, int], Geometry] = {}
 
@@ -176,6 +177,9 @@ class ResourceManager:
             out = []
             for spec in specs:
                 key = (spec.lockspace, spec.name)
+                if key in self._sweeping:
+                    raise LockError("EAGAIN", f"{spec.lockspace}:{spec.name}: a failed acquire is being cleaned "
+                                              "up on this host; retry in a few seconds")
                 other = self._held.get(key)
                 if key in keys or other is not None and not self._can_share(spec, other, client):
                     who = f"pid {other.client.pid}" if other is not None else "this same request"
@@ -241,9 +245,44 @@ class ResourceManager:
                 h.lease.release()
             except (LockError, OSError) as exc:
                 log.error("r %s: release after a failed multi-acquire failed: %s", h.label, exc)
+        elif h.lease is not None:
+            # The ballot failed (an I/O error, an abort) after it may have written our proposal: another
+            # host's ballot may still commit us as the owner, and nobody here would ever release it.
+            lease = h.lease
+            with self._lock:
+                self._sweeping.add(h.key)
+            self.runtime.spawn(f"orphan-sweep:{h.spec.name}", lambda: self._sweep_orphan(h.key, lease))
         with self._lock:
             if self._held.get(h.key) is h:
                 del self._held[h.key]
+
+    def _sweep_orphan(self, key: tuple[str, str], lease: PaxosLease) -> None:
+        """Release the lease if the disk says we (this host id and generation) own or share it although
+        no client here holds it; looked at a few times, as long as another ballot might still finish."""
+        try:
+            ls = self._lockspace(key[0])
+            delays = ls.timeouts.orphan_sweep_seconds if ls is not None else ()
+            for delay in delays:
+                self.runtime.sleep(delay, None, "orphan sweep")
+                ls = self._lockspace(key[0])
+                if ls is None or ls.state != JOINED or ls.generation != lease.generation:
+                    return
+                ls.ballot_started()  # counted: the host id is not freed while this may still write
+                try:
+                    lease.adopt()  # RELEASE_OWNER: not ours (yet); look again later
+                    lease.release()
+                except (LockError, OSError) as exc:
+                    if not (isinstance(exc, LockError) and exc.name == "RELEASE_OWNER"):
+                        log.warning("r %s:%s: cleaning up after a failed acquire: %s", key[0], key[1], exc)
+                    continue
+                finally:
+                    ls.ballot_ended()
+                log.warning("r %s:%s: released a lease the disk said we held after a failed acquire (another "
+                            "host's ballot finished ours)", key[0], key[1])
+                return
+        finally:
+            with self._lock:
+                self._sweeping.discard(key)
 
     # ------------------------------------------------------------------ release
 
@@ -295,29 +334,61 @@ class ResourceManager:
         return released
 
     def _release_on_disk(self, h: Held) -> bool:
-        """Release ``h`` and forget it; False when its lockspace is lost and nothing was written."""
+        """Release ``h`` and forget it; False when its lockspace is lost and nothing was written.
+
+        Another local process still sharing the lease keeps it: nothing is written then. A release
+        write that fails (EIO, a timeout) leaves the lease ours on disk: forgetting it would keep it
+        held for as long as this host lives, with nobody to release it. It stays in the table
+        (RELEASING: no local acquire takes it) and is retried every io_timeout while the lockspace is
+        joined; the error still goes to the caller."""
         with self._lock:
             last = self._last_holder(h)
         if not last:
             log.debug("r %s: pid %d stops sharing it; other local holders keep it", h.label, h.client.pid)
             return True
         try:
-            ls = self._lockspace(h.spec.lockspace)
-            if ls is None or ls.state != JOINED:
-                # Our host id lease is lost or gone: writing now could race a host that took over.
-                log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
-                            "gone" if ls is None else ls.state)
-                return False
-            assert h.lease is not None
-            h.lease.release()
-            return True
+            done = self._release_once(h)
         except (LockError, OSError) as exc:
-            log.error("r %s: release failed: %s", h.label, exc)
+            log.error("r %s: release failed (retrying every %d s): %s", h.label, h.lease.io_timeout if h.lease
+                      else 0, exc)
+            h.state = RELEASING
+            self.runtime.spawn(f"release-retry:{h.spec.name}", lambda: self._retry_release(h))
             raise
-        finally:
-            with self._lock:
-                if self._held.get(h.key) is h:
-                    del self._held[h.key]
+        self._forget(h)
+        return done
+
+    def _release_once(self, h: Held) -> bool:
+        ls = self._lockspace(h.spec.lockspace)
+        if ls is None or ls.state != JOINED:
+            # Our host id lease is lost or gone: writing now could race a host that took over.
+            log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
+                        "gone" if ls is None else ls.state)
+            return False
+        assert h.lease is not None
+        h.lease.release()
+        return True
+
+    def _retry_release(self, h: Held) -> None:
+        assert h.lease is not None
+        while self._held.get(h.key) is h:
+            self.runtime.sleep(h.lease.io_timeout, None, "release retry")
+            try:
+                self._release_once(h)
+            except LockError as exc:
+                if exc.name in ("RELEASE_OWNER", "RELEASE_LVER"):
+                    log.warning("r %s: no longer ours on disk; forgotten: %s", h.label, exc)
+                    break
+                continue
+            except OSError:
+                continue
+            log.info("r %s: released on disk after an earlier failure", h.label)
+            break
+        self._forget(h)
+
+    def _forget(self, h: Held) -> None:
+        with self._lock:
+            if self._held.get(h.key) is h:
+                del self._held[h.key]
 
     def drop_lockspace(self, name: str) -> None:
         """Forget every lease of a lockspace that is gone (no disk writes)."""

@@ -18,6 +18,8 @@ from lockengine.errors import LockError
 
 from .sched import Scheduler, SimAbort
 
+LARGE = 64 << 10
+
 
 class SimDisk:
     def __init__(self, path: str, size: int, sector_size: int) -> None:
@@ -40,6 +42,8 @@ class IoFaults:
     eio: float = 0.0  # probability of EIO per I/O
     hang: float = 0.0  # probability that one I/O hangs
     late: float = 0.0  # probability that a write lands late
+    hang_large: float = 0.0  # probability that a large I/O (a renewal's area read) hangs: a congested path
+    hang_area: int = -1  # >= 0: every large read at this offset hangs (one area's blocks unreachable)
 
 
 class HostIo:
@@ -89,7 +93,9 @@ class SimStorage:
     def read(self, offset: int, length: int, timeout: float) -> bytes:
         self._check(offset, length)
         f, sched, rng = self.io.faults, self.io.sched, self.io.rng
-        if f.mode == "hung" or (f.hang and rng.random() < f.hang):
+        if f.mode == "hung" or (f.hang and rng.random() < f.hang) or (
+                length >= LARGE and f.hang_large and rng.random() < f.hang_large) or (
+                length >= LARGE and offset == f.hang_area):
             self.io.count("read_hang")
             sched.sleep(timeout)
             raise LockError("AIO_TIMEOUT", f"read of {length} bytes at {offset} did not complete in {timeout:g} s")

@@ -50,6 +50,7 @@ class Proc:
     alive: bool = True
     frozen_until: float = 0.0
     actors: list[Actor] = field(default_factory=list)
+    owner: Any = None  # what the simulation attaches (its host)
 
 
 @dataclass(eq=False)
@@ -172,8 +173,8 @@ class Scheduler:
                 return None
             heapq.heappop(heap)
             if isinstance(item, tuple):
-                actor, token = item
-                if token != actor.token or actor.done:
+                actor: Actor = item[0]
+                if item[1] != actor.token or actor.done:
                     continue
                 if actor.proc.frozen_until > t and not actor.killed:
                     self._push(actor.proc.frozen_until, actor)

@@ -15,33 +15,34 @@ What is checked, at the step where it could first go wrong:
     within its bound.
 """
 
+
 from __future__ import annotations
 
 import contextlib
 import os
 import random
-import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lockengine.config import Config, LockspaceConfig, WatchdogConfig
-from lockengine.daemon.clients import Client, PeerCred
+from lockengine.config import Config
+from lockengine.daemon.clients import PeerCred
 from lockengine.daemon.engine import CallContext, Daemon
-from lockengine.daemon.escalation import Supervisor
 from lockengine.daemon.lockspace import JOINED
 from lockengine.daemon.proc import Runtime
 from lockengine.errors import InputError, LockError
 from lockengine.ondisk import LEADER_SIZE, Geometry, lockspace_area, new_delta_leader, resource_area
-from lockengine.strings import Disk, ResourceSpec
-from lockengine.timeouts import Timeouts, default_kill_grace
+from lockengine.strings import Disk, LockspaceSpec, ResourceSpec
+from lockengine.timeouts import Timeouts
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
-from .disk import HostIo, SimDisk, SimStorage
-from .sched import Actor, Proc, Scheduler, SimAbort
+from .clients import DaemonGone, SimClientProc
+from .disk import SimDisk
+from .host import LS, Host
+from .sched import Actor, Scheduler, SimAbort
+from .seams import sim_wait
 
-LS = "LS"
 _DISK_DIR = tempfile.mkdtemp(prefix="lockengine-sim-")  # the paths must exist (add_lockspace checks)
 
 
@@ -50,10 +51,6 @@ def disk_path(name: str) -> str:
     if not os.path.exists(path):
         open(path, "wb").close()
     return path
-
-
-class DaemonGone(Exception):
-    """The daemon a client talked to died during the call (the client sees EOF)."""
 
 
 @dataclass
@@ -85,472 +82,17 @@ class WorldParams:
     hold_mean: float = 120.0  # mean seconds a client uses a lease
     unkillable: float = 0.0  # probability that a new client ignores every signal (escalation fails)
     inherit: float = 0.1  # probability that a holder forks a child inheriting its connection
+    boot_at: list[float] = field(default_factory=list)  # per host: first boot time (default: 0-5 s)
+    shared: float = 0.3  # probability that an acquire is shared
+    scripted: list[tuple[float, str, int, float]] = field(default_factory=list)  # (at, kind, host index, value)
+    operator: bool = True  # rejoin failed or left lockspaces every 200-600 s, as an operator would
 
 
 ALL_FAULTS = (
     "host_crash", "daemon_crash_restart", "daemon_crash_reboot", "client_crash", "io_delay", "io_eio",
     "io_hang", "late_write", "storage_readonly", "storage_hung", "frozen", "unkillable", "inherited_conn",
+    "rem_lockspace", "large_io_hang",
 )
-
-
-class SimArmed:
-    """The armed marker in the host's tmpfs run directory: survives a daemon, not a reboot."""
-
-    def __init__(self) -> None:
-        self.doc: dict[str, object] | None = None
-
-    def previous(self) -> dict[str, object] | None:
-        return self.doc
-
-    def set(self, pid: int, lockspaces: list[str]) -> None:
-        self.doc = {"pid": pid, "lockspaces": lockspaces}
-
-    def clear(self) -> None:
-        self.doc = None
-
-
-class SimWatchdog:
-    """A watchdog device: armed by open, reset of the host ``timeout`` s after the last pet."""
-
-    name = "sim"
-    device: str | None = "/dev/watchdog-sim"
-    protects = True
-    identity = "simulated watchdog"
-
-    def __init__(self, host: Host, timeout: int) -> None:
-        self.host = host
-        self._timeout = timeout
-        self.armed = False
-        self.last_pet = 0.0
-        self.pets = 0
-        self._timer = False
-
-    @property
-    def timeout(self) -> int:
-        return self._timeout
-
-    @property
-    def warnings(self) -> list[str]:
-        return []
-
-    def open(self) -> None:
-        self.armed = True
-        self.pet()  # the kernel pings a device when it is opened
-
-    def pet(self) -> None:
-        self.last_pet = self.host.world.sched.now
-        self.pets += 1
-        if not self._timer:
-            self._arm_timer()
-
-    def magic_close(self) -> None:
-        self.armed = False
-
-    def close_unclean(self) -> None:
-        pass
-
-    def _arm_timer(self) -> None:
-        self._timer = True
-        self.host.world.sched.at(self.last_pet + self._timeout, self._fire_check)
-
-    def _fire_check(self) -> None:
-        self._timer = False
-        if not self.armed or not self.host.up:
-            return
-        if self.host.world.sched.now >= self.last_pet + self._timeout:
-            self.host.reset("watchdog")
-        else:
-            self._arm_timer()
-
-
-class SimProcesses:
-    """ProcessControl for one host: signals reach the simulated client processes."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-
-    def open(self, pid: int) -> int | None:
-        return pid
-
-    def close(self, handle: int) -> None:
-        pass
-
-    def name(self, pid: int) -> str:
-        return f"client{pid}"
-
-    def send_signal(self, pid: int, handle: int | None, sig: int) -> bool:
-        c = self.host.world.clients.get(pid)
-        if c is None or not c.alive:
-            return False
-        if sig != 0:
-            c.signalled(sig)
-        return True
-
-    def run_killpath(self, client: Client, why: str) -> None:
-        c = self.host.world.clients.get(client.pid)
-        if c is not None and c.alive:
-            c.signalled(-1)
-
-
-class SimEvent:
-    """threading.Event's interface for simulated tasks: set() wakes the task waiting on it."""
-
-    def __init__(self, sched: Scheduler) -> None:
-        self._flag = False
-        self._sched = sched
-        self._waiters: list[Actor] = []
-        self.on_set: list[Callable[[], None]] = []
-
-    def is_set(self) -> bool:
-        return self._flag
-
-    def set(self) -> None:
-        self._flag = True
-        waiters, self._waiters = self._waiters, []
-        for a in waiters:
-            self._sched.wake(a)
-        for cb in self.on_set:
-            cb()
-
-    def clear(self) -> None:
-        self._flag = False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return sim_wait(self._sched, self, 3600.0 if timeout is None else timeout)
-
-
-def sim_wait(sched: Scheduler, event: Any, timeout: float) -> bool:
-    if event.is_set():
-        return True
-    me = sched.current()
-    assert me is not None
-    if isinstance(event, SimEvent):
-        event._waiters.append(me)
-    try:
-        sched.sleep(max(0.0, timeout))
-    finally:
-        if isinstance(event, SimEvent) and me in event._waiters:
-            event._waiters.remove(me)
-    return bool(event.is_set())
-
-
-class Host:
-    def __init__(self, world: World, idx: int, host_id: int, name: str, io_timeout: int, fire_timeout: int,
-                 device_timeout: int) -> None:
-        self.world = world
-        self.idx = idx
-        self.host_id = host_id
-        self.name = name
-        self.io_timeout = io_timeout
-        self.fire_timeout = fire_timeout
-        self.up = False
-        self.boots = 0
-        self.io = HostIo(world.sched, random.Random(world.rng.random()))
-        self.device = SimWatchdog(self, device_timeout)
-        self.armed = SimArmed()
-        self.processes = SimProcesses(self)
-        self.daemon: Daemon | None = None
-        self.dproc: Proc | None = None
-        self.daemons = 0
-        self.refused: str | None = None
-
-    # ------------------------------------------------------------------ life cycle
-
-    def boot(self) -> None:
-        self.up = True
-        self.boots += 1
-        self.start_daemon()
-
-    def start_daemon(self) -> None:
-        w = self.world
-        sched = w.sched
-        self.daemons += 1
-        w.stats["daemons"] += 1
-        proc = Proc(f"{self.name}/lockengined#{self.daemons}")
-        self.dproc = proc
-        rt = Runtime(
-            clock=sched.clock,
-            sleep=lambda s, abort, what: w.abortable_sleep(s, abort, what),
-            wait=lambda ev, t: sim_wait(sched, ev, t),
-            spawn=lambda name, fn: self._spawn(proc, name, fn),
-            open_storage=lambda path: SimStorage(w.disks[path], self.io),
-            new_rng=lambda: random.Random(w.rng.random()),
-            event=lambda: SimEvent(sched),  # type: ignore[arg-type, return-value]
-        )
-        kill_grace = default_kill_grace(self.fire_timeout)
-        config = Config(
-            host_name=self.name, host_name_source="config", io_timeout=self.io_timeout,
-            watchdog_fire_timeout=self.fire_timeout, kill_grace=kill_grace, watchdog=WatchdogConfig("none"),
-            run_dir="/run/lockengine-sim", syslog=False,
-            lockspaces=(LockspaceConfig(LS, self.host_id, w.ls_path, 0, self.io_timeout),),
-        )
-        mux = w.mux_class(self.device, self.fire_timeout, clock=sched.clock,
-                                  wall_clock=sched.clock, wait=lambda ev, t: sim_wait(sched, ev, t))
-        daemon = w.make_daemon(config, mux, rt, self)
-        self.daemon = daemon
-
-        def start() -> None:
-            try:
-                daemon.start()
-            except LockError as exc:
-                self.refused = str(exc)
-                self.daemon = None
-                w.stats["refused_start"] += 1
-                return
-            if daemon.refusing is not None:
-                self.refused = daemon.refusing
-                w.stats["refused_armed"] += 1
-
-        sched.spawn(f"{self.name}/start", proc, start)
-
-    def _spawn(self, proc: Proc, name: str, fn: Callable[[], None]) -> None:
-        """The daemon's background tasks: the supervisor and the watchdog multiplexer never block, so
-        the simulator calls their step functions directly; every other task is an actor."""
-        owner = getattr(fn, "__self__", None)
-        if isinstance(owner, Supervisor):
-            self._direct_supervisor(proc, owner)
-        elif isinstance(owner, WatchdogMultiplexer):
-            self._direct_multiplexer(proc, owner)
-        else:
-            self.world.sched.spawn(f"{self.name}/{name}", proc, fn)
-
-    def _direct_multiplexer(self, proc: Proc, mux: WatchdogMultiplexer) -> None:
-        sched = self.world.sched
-
-        def tick() -> None:
-            if not proc.alive:
-                return
-            if proc.frozen_until > sched.now:
-                sched.at(proc.frozen_until, tick)
-                return
-            petting = mux.check()
-            sched.at(sched.now + mux.next_pass_in(petting), tick)
-
-        sched.at(sched.now, tick)
-
-    def _direct_supervisor(self, proc: Proc, sup: Supervisor) -> None:
-        sched = self.world.sched
-        token = [0]
-
-        def schedule(t: float) -> None:
-            token[0] += 1
-            mine = token[0]
-            sched.at(t, lambda: tick(mine))
-
-        def tick(mine: int) -> None:
-            if mine != token[0] or not proc.alive or sup._stopping:
-                return
-            if proc.frozen_until > sched.now:
-                schedule(proc.frozen_until)
-                return
-            sup._kicked.clear()
-            wake = sup.supervise_once()
-            schedule(max(wake, sched.now + 0.01))
-
-        kicked = sup._kicked
-        assert isinstance(kicked, SimEvent)
-        kicked.on_set.append(lambda: schedule(sched.now))
-        schedule(sched.now)
-
-    def serving(self) -> Daemon | None:
-        d = self.daemon
-        if d is None or self.dproc is None or not self.dproc.alive or d.refusing is not None:
-            return None
-        return d
-
-    def lockspace_joined(self) -> bool:
-        d = self.daemon
-        if d is None or self.dproc is None or not self.dproc.alive:
-            return False
-        ls = d.lockspaces.get(LS)
-        return ls is not None and ls.state == JOINED
-
-    def crash_daemon(self) -> None:
-        """kill -9 of lockengined: its tasks die; its clients and the armed device stay."""
-        if self.dproc is not None and self.dproc.alive:
-            self.world.sched.kill(self.dproc)
-        self.daemon = None
-        self.world.hostid_changed(self)
-
-    def reset(self, why: str) -> None:
-        """Power cycle (watchdog fire, crash): every process dies now, in-flight writes are lost."""
-        if not self.up:
-            return
-        w = self.world
-        w.stats[f"reset_{why}"] += 1
-        self.up = False
-        self.crash_daemon()
-        for c in list(w.clients.values()):
-            if c.host is self and c.alive:
-                c.die("host reset", notify=False)
-        self.io.reset()
-        self.device.armed = False
-        self.armed.clear()
-        w.host_reset(self)
-        w.sched.at(w.sched.now + w.rng.uniform(20, 120), self.boot)
-
-
-class SimClientProc:
-    """A client process on a host: registers, acquires, uses, releases, exits or crashes."""
-
-    def __init__(self, world: World, host: Host, pid: int) -> None:
-        self.world = world
-        self.host = host
-        self.pid = pid
-        self.proc = Proc(f"{host.name}/client{pid}")
-        self.alive = True
-        self.daemon: Daemon | None = None
-        self.dproc: Proc | None = None
-        self.dclient: Client | None = None
-        self.conn_id = pid
-        self.using: dict[str, str] = {}
-        self.term_ok = world.rng.random() < 0.8
-        self.unkillable = world.rng.random() < world.params.unkillable
-        self.child: SimClientProc | None = None
-        self.parent: SimClientProc | None = None
-        self.conn_open = False
-        self.killpath = world.rng.random() < 0.3
-
-    # -- process events
-    def signalled(self, sig: int) -> None:
-        w = self.world
-        if sig == signal.SIGKILL:
-            if not self.unkillable:
-                self.die("SIGKILL")
-        elif self.term_ok and not self.unkillable:  # SIGTERM or killpath: exits after cleaning up
-            w.sched.at(w.sched.now + w.rng.uniform(0.01, 2.0),
-                       lambda: self.die("SIGTERM") if self.alive else None)
-
-    def die(self, why: str, notify: bool = True) -> None:
-        if not self.alive:
-            return
-        self.alive = False
-        self.world.sched.kill(self.proc)
-        self.world.stop_using(self)
-        if notify and self.parent is None:
-            self._tell_daemon("pid")
-        if notify:
-            holder = self.parent if self.parent is not None else self
-            if not (holder.alive or (holder.child is not None and holder.child.alive)):
-                holder._tell_daemon("conn")
-
-    def _tell_daemon(self, what: str) -> None:
-        """The daemon's server sees the pidfd fire or the connection close (if that daemon still runs)."""
-        d, dproc, dclient = self.daemon, self.dproc, self.dclient
-        if what == "conn":
-            self.conn_open = False
-        if d is None or dproc is None or not dproc.alive or dclient is None:
-            return
-        if what == "pid":
-            self.world.sched.spawn("pidfd", dproc, lambda: d.client_gone(dclient, "process exited"))
-        else:
-            self.world.sched.spawn("eof", dproc, lambda: d.connection_closed(self.conn_id))
-
-    # -- talking to the daemon
-    def call(self, fn: Callable[[], Any]) -> Any:
-        sched = self.world.sched
-        me = sched.current()
-        assert me is not None
-        dproc = self.dproc
-        if dproc is None or not dproc.alive:
-            raise DaemonGone()
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["r"] = fn()
-            except (LockError, InputError) as exc:
-                box["e"] = exc
-            except OSError as exc:  # storage errors reach the client as an error reply, too
-                box["e"] = LockError("EIO", str(exc))
-
-        a = sched.spawn(f"{self.host.name}/call{self.pid}", dproc, run)
-        a.on_done.append(lambda _a: sched.wake(me))
-        sched.block()
-        if "r" in box:
-            return box["r"]
-        if "e" in box:
-            raise box["e"]
-        raise DaemonGone()
-
-    def program(self) -> None:
-        w = self.world
-        rng = w.rng
-        sched = w.sched
-        d = self.host.serving()
-        if d is None:
-            return
-        self.daemon, self.dproc = d, self.host.dproc
-        ctx = CallContext(self.conn_id, PeerCred(self.pid, 0, 0), lambda c: None)
-        try:
-            self.dclient = self.call(lambda: d.register(ctx, None, ["/bin/true"] if self.killpath else None))
-        except (LockError, DaemonGone):
-            self.die("register failed")
-            return
-        self.conn_open = True
-        try:
-            for _ in range(rng.randint(1, 4)):
-                sched.sleep(rng.expovariate(1 / 30))
-                r = rng.randrange(w.params.resources)
-                shared = rng.random() < 0.3
-                if rng.random() < 0.15:
-                    self._request_other(d, r)
-                    continue
-                spec = w.spec(r, shared)
-                dclient = self.dclient
-                try:
-                    nowait = rng.random() < 0.5
-                    self.call(lambda c=dclient, sp=spec, nw=nowait: d.resources.acquire(c, [sp], nowait=nw))
-                except LockError:
-                    continue
-                w.start_using(self, w.res_name(r), "sh" if shared else "ex")
-                if "inherited_conn" in w.params.faults and rng.random() < w.params.inherit:
-                    self._fork_child(w.res_name(r), "sh" if shared else "ex")
-                sched.sleep(rng.expovariate(1 / w.params.hold_mean))
-                if self.child is not None:
-                    break
-                end = rng.random()
-                if end < 0.7:
-                    w.stop_using_one(self, w.res_name(r))
-                    with contextlib.suppress(LockError, DaemonGone):
-                        self.call(lambda c=dclient, sp=spec: d.resources.release(c, [sp]))
-                elif end < 0.85:
-                    w.stats["client_exit_holding"] += 1
-                    break
-                else:
-                    w.stats["faults"]["client_crash"] = w.stats["faults"].get("client_crash", 0) + 1
-                    break
-        except DaemonGone:
-            sched.sleep(rng.expovariate(1 / 200))  # the daemon died: the client keeps its leases a while
-        sched.at(sched.now, lambda: self.die("exit"))
-        sched.block()
-
-    def _request_other(self, d: Daemon, r: int) -> None:
-        spec = self.world.spec(r, False)
-        mode = 1 if self.world.rng.random() < 0.3 else 2
-        try:
-            self.call(lambda: d.request(spec, None, mode))
-            self.world.stats["requests"] += 1
-        except (LockError, DaemonGone):
-            pass
-
-    def _fork_child(self, res: str, mode: str) -> None:
-        """A child inherits the registration connection and uses the lease; the parent exits."""
-        w = self.world
-        child = SimClientProc(w, self.host, w.new_pid())
-        child.parent = self
-        child.term_ok = False  # the daemon cannot signal it: it does not know its pid
-        self.child = child
-        w.clients[child.pid] = child
-        w.faults_count("inherited_conn")
-        w.start_using(child, res, mode)
-
-        def child_prog() -> None:
-            w.sched.sleep(w.rng.expovariate(1 / 300))
-            w.sched.at(w.sched.now, lambda: child.die("exit"))
-            w.sched.block()
-
-        w.sched.spawn(f"{self.host.name}/child{child.pid}", child.proc, child_prog)
 
 
 def default_daemon(config: Config, mux: WatchdogMultiplexer, rt: Runtime, host: Host) -> Daemon:
@@ -652,8 +194,7 @@ class World:
         self.hostid_changed(host)
 
     def _after_step(self, actor: Actor) -> None:
-        name = actor.proc.name
-        host = self._host_by_proc.get(name.split("/", 1)[0])
+        host = actor.proc.owner
         if host is not None:
             self.hostid_changed(host)
 
@@ -729,6 +270,9 @@ class World:
         elif kind == "io_hang":
             io.faults.hang = rng.uniform(0.1, 1.0)
             heal(lambda: setattr(io.faults, "hang", 0.0))
+        elif kind == "large_io_hang":
+            io.faults.hang_large = rng.uniform(0.5, 1.0)
+            heal(lambda: setattr(io.faults, "hang_large", 0.0))
         elif kind == "late_write":
             io.faults.late = rng.uniform(0.2, 1.0)
             heal(lambda: setattr(io.faults, "late", 0.0))
@@ -738,20 +282,87 @@ class World:
         elif kind == "storage_hung":
             io.faults.mode = "hung"
             heal(lambda: setattr(io.faults, "mode", "ok"))
+        elif kind == "rem_lockspace":
+            self._rem_and_add(host)
         elif kind == "frozen":
             if host.dproc is not None:
                 host.dproc.frozen_until = sched.now + rng.uniform(5, 200)
         else:
             raise ValueError(kind)
 
+    def _operator_rejoins(self) -> None:
+        """As an operator (or the collection's role) would: join again where the lockspace failed or
+        was left; the daemon does not rejoin by itself after a lost lease."""
+        for h in self.hosts:
+            d, proc = h.serving(), h.dproc
+            if d is not None and proc is not None and LS not in d.lockspaces:
+                spec = LockspaceSpec(LS, h.host_id, self.ls_path, 0)
+                self.sched.spawn(f"{h.name}/rejoin", proc, lambda d=d, sp=spec, io=h.io_timeout: self._rejoin(d, sp, io))
+
+    def _schedule_operator(self) -> None:
+        def tick() -> None:
+            if self.stopped:
+                return
+            self._operator_rejoins()
+            self.sched.at(self.sched.now + self.rng.uniform(200, 600), tick)
+
+        self.sched.at(self.sched.now + self.rng.uniform(200, 600), tick)
+
+    @staticmethod
+    def _rejoin(d: Daemon, spec: LockspaceSpec, io: int) -> None:
+        with contextlib.suppress(LockError, InputError):
+            d.add_lockspace(spec, io)
+
+    def script(self, kind: str, host: Host, seconds: float) -> None:
+        """A fault at a chosen time and host, for a chosen time (regression worlds)."""
+        self.faults_count(kind)
+        io, epoch = host.io, host.io.epoch
+        if kind == "lockspace_area_hang":  # renewals' area reads hang; single-sector and lease I/O work
+            io.faults.hang_area = 0
+            self.sched.at(self.sched.now + seconds, lambda: setattr(io.faults, "hang_area", -1)
+                          if io.epoch == epoch else None)
+        else:
+            raise ValueError(kind)
+
+    def _rem_and_add(self, host: Host) -> None:
+        """rem_lockspace (SIGKILLs the holders, aborts ballots in flight, frees the host id), then join
+        again once it is gone."""
+        d, proc = host.serving(), host.dproc
+        ls = d.lockspaces.get(LS) if d is not None else None
+        if d is None or proc is None or ls is None or ls.state != JOINED:
+            return
+        sched, rng = self.sched, self.rng
+
+        def rem() -> None:
+            try:
+                d.rem_lockspace(ls, unused=False)
+            except LockError:
+                self.stats["rem_refused"] += 1
+                return
+            self.stats["rem_done"] += 1
+            sched.sleep(rng.uniform(1.0, 60.0))
+            for _ in range(100):
+                if LS not in d.lockspaces:
+                    break
+                sched.sleep(host.io_timeout)
+            with contextlib.suppress(LockError, InputError):
+                d.add_lockspace(ls.spec, host.io_timeout)
+                self.stats["rem_readded"] += 1
+
+        sched.spawn(f"{host.name}/rem", proc, rem)
+
     # ------------------------------------------------------------------ run
     def run(self) -> list[Violation]:
         p = self.params
-        self._host_by_proc = {h.name: h for h in self.hosts}
         for i, h in enumerate(self.hosts):
-            self.sched.at(self.sched.now + self.rng.uniform(0, 5) + i * 0.01, h.boot)
+            delay = p.boot_at[i] if p.boot_at else self.rng.uniform(0, 5) + i * 0.01
+            self.sched.at(self.sched.now + delay, h.boot)
         self._schedule_clients()
         self._schedule_faults()
+        if p.operator:
+            self._schedule_operator()
+        for at, kind, idx, value in p.scripted:
+            self.sched.at(self.sched.now + at, lambda k=kind, i=idx, v=value: self.script(k, self.hosts[i], v))
         try:
             self.sched.run(self.sched.now + p.duration)
             self.stopped = True
@@ -765,7 +376,8 @@ class World:
         """Liveness: heal everything, let the clients go, then every lease must be acquirable in time."""
         for h in self.hosts:
             h.io.faults.mode, h.io.faults.slow, h.io.faults.eio = "ok", 0.0, 0.0
-            h.io.faults.hang = h.io.faults.late = 0.0
+            h.io.faults.hang = h.io.faults.late = h.io.faults.hang_large = 0.0
+            h.io.faults.hang_area = -1
             if h.dproc is not None:
                 h.dproc.frozen_until = 0.0
         for c in list(self.clients.values()):
@@ -777,6 +389,10 @@ class World:
         # A dead holder's host is reset by its watchdog within 8·io + fire; then others wait host_dead.
         settle = t.id_renewal_fail_seconds + fire_max + 150.0
         self.sched.run(self.sched.now + settle)
+        # As an operator would: join again where the lockspace failed or was left (the daemon does not
+        # rejoin by itself after a lost lease).
+        self._operator_rejoins()
+        self.sched.run(self.sched.now + t.delta_acquire_busy_wait + t.delta_large_delay)
         bound = t.paxos_acquire_held_max + 4 * t.host_dead_seconds + 60.0
         deadline = self.sched.now + bound
         probe_host = next((h for h in self.hosts if h.serving() is not None and h.lockspace_joined()), None)
@@ -787,6 +403,7 @@ class World:
                 self.violation("lost", "no host could rejoin the lockspace after the faults healed")
                 return
         got: dict[str, bool] = {}
+        last_error: dict[str, str] = {}
         probe = SimClientProc(self, probe_host, self.new_pid())
         self.clients[probe.pid] = probe
         d = probe_host.serving()
@@ -797,24 +414,29 @@ class World:
             ctx = CallContext(probe.conn_id, PeerCred(probe.pid, 0, 0), lambda c: None)
             probe.dclient = probe.call(lambda: d.register(ctx, None, None))
             dclient = probe.dclient
-            for r in range(self.params.resources):
-                spec = self.spec(r, False)
-                while self.sched.now < deadline and not got.get(self.res_name(r)):
+            while self.sched.now < deadline and len(got) < self.params.resources:
+                for r in range(self.params.resources):
+                    name = self.res_name(r)
+                    if got.get(name):
+                        continue
+                    spec = self.spec(r, False)
                     try:
                         probe.call(lambda sp=spec: d.resources.acquire(dclient, [sp]))
-                        got[self.res_name(r)] = True
-                        self.start_using(probe, self.res_name(r), "ex")
-                    except LockError:
-                        self.sched.sleep(10.0)
+                        got[name] = True
+                        self.start_using(probe, name, "ex")
+                    except LockError as exc:
+                        last_error[name] = str(exc)
                     except DaemonGone:
+                        last_error[name] = "the probe host's daemon died"
                         return
+                self.sched.sleep(10.0)
 
         self.sched.spawn(f"{probe_host.name}/probe", probe.proc, prog)
         self.sched.run(deadline)
         for r in range(self.params.resources):
             if not got.get(self.res_name(r)):
                 self.violation("lost", f"{self.res_name(r)} not acquirable within {bound:.0f} s after the faults "
-                               f"healed (probe on {probe_host.name})")
+                               f"healed (probe on {probe_host.name}: {last_error.get(self.res_name(r))})")
 
     @property
     def host_seconds(self) -> float:

@@ -187,6 +187,8 @@ def test_holder_dead_judgement(disk: Disk, storage: DirectStorage) -> None:
     clock.now = 2.0 + 8 * IO  # FAIL, not DEAD
     assert not lv.holder_dead(4, 2)
     clock.now = 2.0 + DEAD + 0.1
+    assert not lv.holder_dead(4, 2)  # not looked at since 2.0 (our renewals failing): it may have renewed
+    observed(table, disk, clock.now)  # looked again: unchanged for more than host_dead that we watched
     assert lv.holder_dead(4, 2)
 
 
