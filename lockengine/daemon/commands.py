@@ -265,10 +265,13 @@ def cmd_status(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 def cmd_gets(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     with_hosts = arg_bool(args, "hosts")
     out = []
-    for ls in list(d.lockspaces.values()):
+    for ls in d.lockspace_list():
         item = ls.describe()
         if with_hosts:
-            item["hosts"] = ls.hosts() if ls.table is not None else []
+            try:
+                item["hosts"] = ls.hosts()
+            except LockError:  # not joined yet: no host table
+                item["hosts"] = []
         out.append(item)
     return {"lockspaces": out}
 
@@ -299,23 +302,17 @@ def cmd_log_dump(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 def cmd_set_event(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     ls = d.lockspace(arg_str(args, "lockspace"))
-    if ls.delta is None or ls.state != "JOINED":
-        raise LockError("EAGAIN", f"lockspace {ls.name} is {ls.state}, not joined")
     host_id = arg_int(args, "host_id", low=1, high=MAX_HOST_ID)
     generation = arg_int(args, "generation", 0)
-    if generation == 0 and ls.table is not None:
-        info = ls.table.info(host_id)
-        generation = info.generation if info is not None else 0
     event = arg_int(args, "event", low=1)
     data = arg_int(args, "data", 0)
-    ls.delta.set_event(host_id, generation, event, data)
-    ls.renew_now()
+    generation = ls.set_event(host_id, generation, event, data)
     return {"lockspace": ls.name, "host_id": host_id, "generation": generation, "event": event, "data": data}
 
 
 def cmd_get_events(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     ls = d.lockspace(arg_str(args, "lockspace"))
-    return {"lockspace": ls.name, "events": list(ls.events)}
+    return {"lockspace": ls.name, "events": ls.recent_events()}
 
 
 def cmd_shutdown(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
