@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..clock import Clock
 from ..delta import DeltaLease, HostEvent, HostTable
-from ..errors import LockError
+from ..errors import Area, LockError, error_document, storage_error
 from ..liveness import DeltaOwnerLiveness
 from ..storage import Storage
 from ..strings import LockspaceSpec, format_lockspace
@@ -281,8 +281,8 @@ class Lockspace:
         except BaseException as exc:  # reported to the add_lockspace caller
             with self._lock:
                 self.state = REM
-            self.error = exc.as_dict() if isinstance(exc, LockError) else {"name": "ERROR", "code": -201,
-                                                                               "message": str(exc)}
+            area = [Area(self.spec.path, self.spec.offset, "lockspace")]  # errors.py: the one mapping
+            self.error = error_document(storage_error(exc, area) if isinstance(exc, OSError) else exc)
             log.error("s %s: join failed: %s", self.label, exc)
             if self._storage is not None:
                 self._storage.close()

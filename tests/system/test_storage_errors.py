@@ -3,7 +3,8 @@
 A resource lease placed past the end of its device is read by the lease code like any other: the kernel
 returns no bytes, DirectStorage reports EIO. The daemon answers LEADER_READ (-220) keeping errno 5 —
 not the "a bug" branch with a traceback in its log — and keeps serving; ``lockengine direct`` says the
-same for the same record, from the same mapping, with exit code 1.
+same for the same record, from the same mapping, with exit code 1. A lockspace placed there fails its
+join with LEADER_READ too, and the daemon's memory of that failure has the same shape.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ def test_eio_during_acquire_is_leader_read_not_a_bug(daemons: DaemonFactory, loo
             raise AssertionError("acquire past the end of the device succeeded")
         # The daemon keeps serving, and the lease on the device still works for this client.
         assert c.acquire([f"LS:R1:{dev.path}:1M"])["lver"] >= 1
+
+    # A lockspace there: the join's read fails the same way, and the daemon remembers it in that shape.
+    with h.client() as c:
+        try:
+            c.add_lockspace("LX", 1, dev.path, BEYOND)
+        except RemoteError as exc:
+            assert (exc.name, exc.code, exc.errno) == ("LEADER_READ", -220, 5)
+        else:
+            raise AssertionError("join past the end of the device succeeded")
+        try:
+            c.call("inq_lockspace", {"lockspace": "LX"})
+        except RemoteError as exc:
+            assert exc.name == "ENOENT" and "the last add failed: LEADER_READ" in exc.message, exc.message
+        else:
+            raise AssertionError("a failed join left a lockspace")
 
     log = h.log_text()
     assert "command acquire failed" not in log and "Traceback" not in log, log[-4000:]
