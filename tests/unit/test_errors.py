@@ -124,3 +124,30 @@ def test_direct_storage_reports_which_io_failed(tmp_path: Path) -> None:
     err = storage_error(write.value, [Area(str(path), 0, "resource")])
     assert (err.name, err.errno) == ("DBLOCK_WRITE", errno.EBADF)
     assert isinstance(write.value, OSError), "every except OSError in the lease code still catches it"
+
+
+def test_every_daemon_handler_maps_storage_failures_at_the_boundary() -> None:
+    """No OSError leaves a command handler, nor its Future: the daemon's bug branch never sees one."""
+    import concurrent.futures
+
+    from lockengine.daemon import commands
+
+    assert all(hasattr(fn, "__wrapped__") for fn, _ in commands.HANDLERS.values()), "every handler is wrapped"
+
+    def raises(d: object, ctx: object, args: dict[str, object]) -> dict[str, object]:
+        raise _io("read", 1 << 20)
+
+    with pytest.raises(LockError) as exc:
+        commands.at_boundary(raises)(None, None, {})  # type: ignore[arg-type]
+    assert (exc.value.name, exc.value.errno) == ("EIO", errno.EIO)  # no areas known here: the errno's name
+
+    inner: concurrent.futures.Future[dict[str, object]] = concurrent.futures.Future()
+    out = commands.at_boundary(lambda d, ctx, args: inner)(None, None, {})  # type: ignore[arg-type,return-value]
+    assert isinstance(out, concurrent.futures.Future)
+    inner.set_exception(_io("write", 0, errno.ENOSPC))
+    mapped = out.exception()
+    assert isinstance(mapped, LockError) and (mapped.name, mapped.errno) == ("ENOSPC", errno.ENOSPC)
+
+    with pytest.raises(LockError) as known, commands.storage_errors(commands.resource_areas([])):
+        raise _io("read", 1 << 20)
+    assert known.value.name == "EIO"
