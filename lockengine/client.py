@@ -43,18 +43,17 @@ ResourceArg = str | ResourceSpec | dict[str, Any]
 class DaemonError(LockError):
     """Anything that went wrong talking to the daemon. Names and codes are sanlock's or errno's."""
 
-    def __init__(self, name: str, code: int, message: str, field: str | None = None) -> None:
+    def __init__(self, name: str, code: int, message: str, field: str | None = None,
+                 os_errno: int | None = None) -> None:
         Exception.__init__(self, f"{name} ({code}): {message}")
         self.name = name
         self.code = code
         self.message = message
         self.field = field
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"name": self.name, "code": self.code, "message": self.message}
-        if self.field:
-            out["field"] = self.field
-        return out
+        # The errno the daemon kept (a LEADER_READ caused by EIO: 5), or an errno name's own number.
+        if os_errno is None and errno.errorcode.get(-code) == name:
+            os_errno = -code
+        self.errno = os_errno
 
 
 class DaemonUnavailable(DaemonError):
@@ -246,9 +245,10 @@ class Client:
         err = msg.get("error")
         if not isinstance(err, dict) or not isinstance(err.get("name"), str) or not isinstance(err.get("code"), int):
             raise bad("an error without name and code")
-        field = err.get("field")
+        field, os_errno = err.get("field"), err.get("errno")
         raise RemoteError(err["name"], err["code"], str(err.get("message", "")),
-                          field if isinstance(field, str) else None)
+                          field if isinstance(field, str) else None,
+                          os_errno if isinstance(os_errno, int) and not isinstance(os_errno, bool) else None)
 
     # ------------------------------------------------------------------ verbs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .errors import InputError, LockError
+from .errors import InputError, LockError, error_document
 from .ondisk import (
     BITMAP_OFFSET,
     BITMAP_SIZE,
@@ -42,7 +42,7 @@ Area = dict[str, Any]
 
 
 def error_dict(exc: LockError | InputError) -> dict[str, object]:
-    return exc.as_dict()
+    return error_document(exc)
 
 
 # --------------------------------------------------------------------------- pure decoding

@@ -9,6 +9,7 @@ hung lease holder — the same contract as sanlock's AIO timeouts.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import mmap
 import os
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from .errors import InputError, LockError
+from .errors import InputError, LockError, StorageIOError
 
 BLKSSZGET = 0x1268
 BLKGETSIZE64 = 0x80081272
@@ -154,10 +155,15 @@ class DirectStorage:
             def job() -> bytes:
                 # The view is released before any exception leaves, so the mmap can be closed.
                 with w.ensure_buffer(length) as view:
-                    n = os.preadv(w.fd, [view], offset)
+                    try:
+                        n = os.preadv(w.fd, [view], offset)
+                    except OSError as exc:  # which I/O failed, for the record's name (errors.storage_error)
+                        raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "read",
+                                             offset, length) from None
                     data = bytes(view)
                 if n != length:
-                    raise OSError(5, f"short read: {n} of {length} bytes at {offset}")
+                    raise StorageIOError(errno.EIO, f"short read: {n} of {length} bytes at {offset}", self.path,
+                                         "read", offset, length)
                 return data
 
             return job
@@ -177,9 +183,11 @@ class DirectStorage:
                     try:
                         n = os.pwritev(w.fd, [view], offset)
                     except OSError as exc:  # name the path: "PATH is read-only" (errors.read_only_error)
-                        raise OSError(exc.errno, exc.strerror, self.path) from None
+                        raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "write",
+                                             offset, length) from None
                 if n != length:
-                    raise OSError(5, f"short write: {n} of {length} bytes at {offset}")
+                    raise StorageIOError(errno.EIO, f"short write: {n} of {length} bytes at {offset}", self.path,
+                                         "write", offset, length)
 
             return job
 

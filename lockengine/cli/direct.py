@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..audit import DEFAULT_LOG, AuditLog, parse_context
 from ..config import Overrides, load_config
 from ..delta import DeltaLease
 from ..dump import DEFAULT_TIMEOUT, dump
-from ..errors import InputError, LockError
+from ..errors import Area, InputError, LockError
 from ..init import choose_geometry, init_lockspace, init_resource
 from ..liveness import ALIVE, RUN, DeltaOwnerLiveness
 from ..ondisk import (
@@ -471,6 +471,20 @@ def cmd_release(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def storage_areas(args: argparse.Namespace) -> list[Area]:
+    """The lease areas a verb works on (-s, -r), so cli.main names a failed I/O after its record."""
+    areas: list[Area] = []
+    with suppress(InputError, ValueError):
+        if getattr(args, "lockspace", None):
+            ls = parse_lockspace(args.lockspace, "-s LOCKSPACE")
+            areas.append(Area(ls.path, ls.offset, "lockspace"))
+    with suppress(InputError, ValueError):
+        if getattr(args, "resource", None):
+            res = parse_resource(args.resource, "-r RESOURCE")
+            areas += [Area(disk.path, disk.offset, "resource") for disk in res.disks]
+    return areas
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``direct`` and its verbs on the top-level subparsers."""
     common = json_parent()
@@ -478,6 +492,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "direct", help="read and write leases on disk without a daemon",
         description="Read and write sanlock-compatible leases on disk, without a daemon.",
     )
+    direct.set_defaults(storage_areas=storage_areas)
     verbs = direct.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def sizes(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import InputError, LockError
+from ..errors import is_expected, storage_error
 from .output import render_error
 
 COMMANDS = ("direct", "client")
@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if not isinstance(exc, (LockError, InputError, OSError)):
+        if isinstance(exc, OSError):  # a failed I/O, named after its record when the verb knows it
+            areas = getattr(args, "storage_areas", None)
+            exc = storage_error(exc, areas(args) if callable(areas) else ())
+        if not is_expected(exc):
             traceback.print_exc(file=sys.stderr)  # a bug: keep the evidence (stdout stays one JSON document)
         return render_error(exc, bool(getattr(args, "json", False)) or "--json" in words)
     return int(code or 0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import sys
 from typing import Any, TextIO
 
-from ..errors import CODES, InputError, LockError, read_only_error
+from ..errors import EXIT_FAILURE, error_document
+
+__all__ = ["emit", "error_document", "format_dump", "format_leader", "json_parent", "render_error"]
 
 
 def json_parent() -> argparse.ArgumentParser:
@@ -27,23 +28,9 @@ def emit(args: argparse.Namespace, doc: dict[str, Any], text: str, out: TextIO |
     stream.flush()
 
 
-def error_document(exc: BaseException) -> dict[str, Any]:
-    """The ``error`` object of docs/cli.md for any failure a verb can raise."""
-    if isinstance(exc, (LockError, InputError)):
-        return exc.as_dict()
-    if isinstance(exc, OSError) and (ro := read_only_error(exc)) is not None:
-        return ro.as_dict()
-    if isinstance(exc, OSError) and exc.errno:
-        name = errno.errorcode.get(exc.errno, "")
-        code = CODES.get(name, -exc.errno)
-        where = f" ({exc.filename})" if exc.filename else ""
-        return {"name": name or "ERROR", "code": code, "message": f"{exc.strerror or exc}{where}"}
-    return {"name": "ERROR", "code": CODES["ERROR"], "message": f"{type(exc).__name__}: {exc}"}
-
-
 def render_error(exc: BaseException, as_json: bool, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Print a failure as docs/cli.md says and return the exit code (1)."""
-    doc = error_document(exc)
+    """Print a failure as docs/cli.md says and return the exit code (EXIT_FAILURE, 1)."""
+    doc = error_document(exc)  # the daemon's replies come from the same mapping (protocol.error_dict)
     if as_json:
         stream = out or sys.stdout
         stream.write(json.dumps({"ok": False, "error": doc}) + "\n")
@@ -52,7 +39,7 @@ def render_error(exc: BaseException, as_json: bool, out: TextIO | None = None, e
         stream = err or sys.stderr
         stream.write(f"lockengine: {doc['name']} ({doc['code']}): {doc['message']}\n")
         stream.flush()
-    return 1
+    return EXIT_FAILURE
 
 
 # --------------------------------------------------------------------------- dump table

@@ -4,18 +4,25 @@ Each handler is ``(daemon, ctx, args) -> dict | Future[dict]``. HANDLERS marks w
 the socket thread (memory only, microseconds) and which go to the worker pool (disk I/O or waits).
 Resources and lockspaces travel as JSON objects with named fields, so errors can name the field;
 a resource may also be given as sanlock's string ``LS:RES:PATH:OFF[:LVER|:SH]``.
+
+This is where a storage failure becomes an answer: every handler in HANDLERS is wrapped so an OSError
+(a failed read or write below paxos or delta) leaves as a LockError that keeps its errno — named after the
+record when the command knows its lease areas (LEADER_READ, DBLOCK_WRITE, ...), else after the errno —
+and never reaches the daemon's "a bug" branch.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from .. import __version__
-from ..errors import InputError, LockError
+from ..errors import Area, InputError, LockError, storage_error
 from ..ondisk import REQ_FORCE, REQ_GRACEFUL
 from ..strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path, parse_resource
 from . import authz, paths
@@ -107,6 +114,58 @@ def target_client(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Client:
     return client
 
 
+# --------------------------------------------------------------------------- storage failures
+
+
+def resource_areas(specs: Sequence[ResourceSpec]) -> list[Area]:
+    return [Area(disk.path, disk.offset, "resource") for spec in specs for disk in spec.disks]
+
+
+def lockspace_areas(spec: LockspaceSpec) -> list[Area]:
+    return [Area(spec.path, spec.offset, "lockspace")]
+
+
+@contextlib.contextmanager
+def storage_errors(areas: Sequence[Area] = ()) -> Iterator[None]:
+    """An OSError inside becomes a LockError keeping its errno, named after the record in ``areas``."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, areas) from exc
+
+
+def _mapped_future(result: concurrent.futures.Future[dict[str, Any]],
+                   areas: Sequence[Area]) -> concurrent.futures.Future[dict[str, Any]]:
+    out: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+    def done(f: concurrent.futures.Future[dict[str, Any]]) -> None:
+        if f.cancelled():
+            out.cancel()
+            return
+        exc = f.exception()
+        if exc is None:
+            out.set_result(f.result())
+        else:
+            out.set_exception(storage_error(exc, areas) if isinstance(exc, OSError) else exc)
+
+    result.add_done_callback(done)
+    return out
+
+
+def at_boundary(fn: Handler) -> Handler:
+    """The handler, with no OSError leaving it (nor its Future) unmapped."""
+
+    @functools.wraps(fn)
+    def run(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
+        with storage_errors():
+            result = fn(d, ctx, args)
+        if isinstance(result, concurrent.futures.Future):
+            return _mapped_future(result, ())
+        return result
+
+    return run
+
+
 # --------------------------------------------------------------------------- handlers
 
 
@@ -134,9 +193,10 @@ def cmd_add_lockspace(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Resu
     spec = lockspace_spec(args)
     authorize_path(d, ctx, spec.path, "path")
     io = args.get("io_timeout")
-    ls = d.add_lockspace(spec, None if io in (None, 0) else arg_int(args, "io_timeout", low=1, high=255))
+    with storage_errors(lockspace_areas(spec)):
+        ls = d.add_lockspace(spec, None if io in (None, 0) else arg_int(args, "io_timeout", low=1, high=255))
     if arg_bool(args, "wait", True):
-        return ls.joined
+        return _mapped_future(ls.joined, lockspace_areas(spec))
     return ls.describe()
 
 
@@ -158,7 +218,8 @@ def cmd_acquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     specs = resource_specs(args)
     client = target_client(d, ctx, args)
     authorize_specs(d, ctx, specs)
-    held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"))
+    with storage_errors(resource_areas(specs)):
+        held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"))
     return {"pid": client.pid, "lver": held[0].lver,
             "resources": [{"resource": h.label, "lver": h.lver, "shared": h.spec.shared} for h in held]}
 
@@ -166,7 +227,8 @@ def cmd_acquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 def cmd_release(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     client = target_client(d, ctx, args)
     specs = None if arg_bool(args, "all") else resource_specs(args)
-    done = d.resources.release(client, specs)
+    with storage_errors(resource_areas(specs or [h.spec for h in d.resources.of_client(client)])):
+        done = d.resources.release(client, specs)
     return {"pid": client.pid, "released": [h.label for h in done]}
 
 
@@ -186,7 +248,8 @@ def cmd_request(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     holders = [h.client for h in d.resources.all() if h.key == (spec.lockspace, spec.name)]
     authz.check_request(ctx.cred, f"{spec.lockspace}:{spec.name}", holders, d.config)
     authorize_specs(d, ctx, [spec], "resource")
-    return d.request(spec, lver, FORCE_MODES[mode])
+    with storage_errors(resource_areas([spec])):
+        return d.request(spec, lver, FORCE_MODES[mode])
 
 
 def cmd_examine(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
@@ -202,10 +265,13 @@ def cmd_status(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 def cmd_gets(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     with_hosts = arg_bool(args, "hosts")
     out = []
-    for ls in list(d.lockspaces.values()):
+    for ls in d.lockspace_list():
         item = ls.describe()
         if with_hosts:
-            item["hosts"] = ls.hosts() if ls.table is not None else []
+            try:
+                item["hosts"] = ls.hosts()
+            except LockError:  # not joined yet: no host table
+                item["hosts"] = []
         out.append(item)
     return {"lockspaces": out}
 
@@ -236,30 +302,24 @@ def cmd_log_dump(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
 
 def cmd_set_event(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     ls = d.lockspace(arg_str(args, "lockspace"))
-    if ls.delta is None or ls.state != "JOINED":
-        raise LockError("EAGAIN", f"lockspace {ls.name} is {ls.state}, not joined")
     host_id = arg_int(args, "host_id", low=1, high=MAX_HOST_ID)
     generation = arg_int(args, "generation", 0)
-    if generation == 0 and ls.table is not None:
-        info = ls.table.info(host_id)
-        generation = info.generation if info is not None else 0
     event = arg_int(args, "event", low=1)
     data = arg_int(args, "data", 0)
-    ls.delta.set_event(host_id, generation, event, data)
-    ls.renew_now()
+    generation = ls.set_event(host_id, generation, event, data)
     return {"lockspace": ls.name, "host_id": host_id, "generation": generation, "event": event, "data": data}
 
 
 def cmd_get_events(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     ls = d.lockspace(arg_str(args, "lockspace"))
-    return {"lockspace": ls.name, "events": list(ls.events)}
+    return {"lockspace": ls.name, "events": ls.recent_events()}
 
 
 def cmd_shutdown(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     return d.shutdown(arg_bool(args, "force"))
 
 
-HANDLERS: dict[str, tuple[Handler, bool]] = {
+_HANDLERS: dict[str, tuple[Handler, bool]] = {
     "hello": (cmd_hello, True),
     "register": (cmd_register, True),
     "killpath": (cmd_killpath, True),
@@ -280,6 +340,8 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     "get_events": (cmd_get_events, True),
     "shutdown": (cmd_shutdown, True),
 }
+
+HANDLERS: dict[str, tuple[Handler, bool]] = {name: (at_boundary(fn), inline) for name, (fn, inline) in _HANDLERS.items()}
 
 # What a stopping daemon still answers.
 WHILE_STOPPING = frozenset({"hello", "status", "gets", "host_status", "renewal", "log_dump", "inquire",

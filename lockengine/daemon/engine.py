@@ -215,6 +215,10 @@ class Daemon:
         with self._ls_lock:
             return self.lockspaces.get(name)
 
+    def lockspace_list(self) -> list[Lockspace]:
+        with self._ls_lock:
+            return list(self.lockspaces.values())
+
     def lockspace(self, name: str) -> Lockspace:
         ls = self._lockspace(name)
         if ls is None:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..clock import Clock
 from ..delta import DeltaLease, HostEvent, HostTable
-from ..errors import LockError
+from ..errors import Area, LockError, error_document, storage_error
 from ..liveness import DeltaOwnerLiveness
 from ..storage import Storage
 from ..strings import LockspaceSpec, format_lockspace
@@ -239,6 +239,22 @@ class Lockspace:
         reaches the other host up to 2·io sooner. Renewing early is harmless: only a change matters."""
         self._wake.set()
 
+    def set_event(self, host_id: int, generation: int, event: int, data: int) -> int:
+        """Send an event to ``host_id`` (generation 0: the one it has now) with the next renewal; returns
+        the generation used. EAGAIN unless joined."""
+        delta, table = self.delta, self.table
+        if delta is None or self.state != JOINED:
+            raise LockError("EAGAIN", f"lockspace {self.name} is {self.state}, not joined")
+        if generation == 0 and table is not None:
+            info = table.info(host_id)
+            generation = info.generation if info is not None else 0
+        delta.set_event(host_id, generation, event, data)
+        self.renew_now()
+        return generation
+
+    def recent_events(self) -> list[dict[str, object]]:
+        return list(self.events)
+
     def forget(self) -> None:
         """Recovery is over (every holder is gone): drop the watchdog registration and the storage."""
         with contextlib.suppress(LockError):
@@ -265,8 +281,8 @@ class Lockspace:
         except BaseException as exc:  # reported to the add_lockspace caller
             with self._lock:
                 self.state = REM
-            self.error = exc.as_dict() if isinstance(exc, LockError) else {"name": "ERROR", "code": -201,
-                                                                               "message": str(exc)}
+            area = [Area(self.spec.path, self.spec.offset, "lockspace")]  # errors.py: the one mapping
+            self.error = error_document(storage_error(exc, area) if isinstance(exc, OSError) else exc)
             log.error("s %s: join failed: %s", self.label, exc)
             if self._storage is not None:
                 self._storage.close()

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ..errors import CODES, NAMES, InputError, LockError, read_only_error
+from ..errors import CODES, InputError, error_document
 
 VERSION = 1
 # Where a client finds the daemon: $LOCKENGINE_RUN_DIR (default /run/lockengine) / lockengined.sock.
@@ -129,14 +129,8 @@ def encode_error(request_id: Any, error: dict[str, object]) -> bytes:
 
 
 def error_dict(exc: BaseException) -> dict[str, object]:
-    """The wire form of any failure; unknown exceptions become ERROR (-201)."""
-    if isinstance(exc, (LockError, InputError, ProtocolError)):
-        return exc.as_dict()
-    if isinstance(exc, OSError) and (ro := read_only_error(exc)) is not None:
-        return ro.as_dict()
-    if isinstance(exc, OSError) and exc.errno and -exc.errno in NAMES:
-        return {"name": NAMES[-exc.errno], "code": -exc.errno, "message": str(exc)}
-    return {"name": "ERROR", "code": CODES["ERROR"], "message": f"{type(exc).__name__}: {exc}"}
+    """The wire form of any failure: errors.error_document, the same mapping the CLI prints."""
+    return error_document(exc)
 
 
 # --------------------------------------------------------------------------- argument checking

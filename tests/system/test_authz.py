@@ -27,8 +27,8 @@ import pytest
 
 from lockengine.cli.main import main as cli_main
 from lockengine.client import Client
+from tests.support.daemons import FIRE, GRACE, IO, REPO, TestDaemon, env_for, wait_ready
 
-from .harness import FIRE, GRACE, IO, REPO, TestDaemon, env_for, wait_ready
 from .unprivileged import TestUsers, User, UserProcess, as_user
 
 

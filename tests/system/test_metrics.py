@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import IO, REPO, DaemonFactory, Holder, TestDaemon, env_for, init_disk
+from tests.support.daemons import IO, REPO, DaemonFactory, Holder, TestDaemon, env_for, init_disk
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 
 from lockengine.client import Client, RemoteError
-
-from .harness import DaemonFactory, TestDaemon, init_disk
+from tests.support.daemons import DaemonFactory, TestDaemon, init_disk
 
 SEED = 20261130
 MESSAGES = 10_000

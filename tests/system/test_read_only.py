@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from .harness import REPO, env_for
+from tests.support.daemons import REPO, env_for
 
 
 def test_direct_init_on_a_read_only_device(loop_device: Any) -> None:

@@ -1,6 +1,6 @@
 """kill -9 of lockengined holding a lease, then an immediate restart, on real test hosts (issue 9).
 
-Two nspawn test hosts (tests/cluster) share one disk; node1's lockengined drives the harness's virtual
+Two nspawn test hosts (testhosts/) share one disk; node1's lockengined drives the harness's virtual
 watchdog (a FIFO at /dev/watchdog0: silence past its timeout resets the host). A client on node1 holds
 a lease; lockengined is killed with SIGKILL and started again at once. The new daemon finds the armed
 marker its predecessor left in /run/lockengine and refuses: it does not pet, does not rejoin, and says
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster, HarnessError
+from testhosts import Cluster, HarnessError
 
 pytestmark = pytest.mark.cluster
 

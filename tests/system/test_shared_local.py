@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from .harness import DaemonFactory, Holder, TestDaemon
+from tests.support.daemons import DaemonFactory, Holder, TestDaemon
+
 from .test_daemon_leases import two_hosts
 
 
