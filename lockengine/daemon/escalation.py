@@ -15,9 +15,7 @@ warning or 8·io failure, or the next kill tick) instead of polling.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -53,46 +51,6 @@ def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) ->
     if client.killpath and kill_grace > 0:
         return WAIT_ACTION if client.killpath_sent else KILLPATH_ACTION
     return SIGTERM_ACTION
-
-
-KILLPATH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-SETPRIV = ("/usr/bin/setpriv", "/bin/setpriv")
-
-
-def killpath_command(client: Client) -> tuple[list[str], dict[str, object]]:
-    """argv and Popen credentials for a holder's killpath: its own uid, gid and groups, nothing of ours.
-
-    The program runs as the registering process's user (never as root for a non-root client), with a
-    minimal environment, no inherited descriptors, its own session, and no_new_privs (through
-    util-linux setpriv, so set-uid programs cannot give it back what it does not have)."""
-    assert client.killpath
-    argv = list(client.killpath)
-    setpriv = next((p for p in SETPRIV if os.access(p, os.X_OK)), None)
-    if setpriv is not None:
-        argv = [setpriv, "--no-new-privs", "--", *argv]
-    creds: dict[str, object] = {}
-    if os.geteuid() == 0 and client.uid != 0:
-        creds = {"user": client.uid, "group": client.gid if client.gid >= 0 else client.uid,
-                 "extra_groups": list(client.groups)}
-    elif os.geteuid() != client.uid:
-        raise PermissionError(f"this daemon (uid {os.geteuid()}) cannot run a program as uid {client.uid}")
-    return argv, creds
-
-
-def run_killpath(client: Client, why: str) -> None:
-    """Start the holder's killpath program as its user; a thread reaps it so no zombie is left."""
-    try:
-        argv, creds = killpath_command(client)
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # type: ignore[call-overload]
-                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd="/",
-                                env=KILLPATH_ENV, **creds)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.error("killpath %s for pid %d (uid %d) failed to start: %s", (client.killpath or ["?"])[0], client.pid,
-                  client.uid, exc)
-        return
-    log.warning("ran killpath %s for pid %d (%s) as uid %d: %s", client.killpath[0] if client.killpath else "?",
-                client.pid, client.name, client.uid, why)
-    threading.Thread(target=proc.wait, name="killpath-reaper", daemon=True).start()
 
 
 def signal_holder(client: Client, action: str, why: str) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..clock import Clock, abortable_sleep
 from ..storage import DirectStorage, Storage
+from .killpath import run_killpath
 
 if TYPE_CHECKING:
     from .clients import Client
@@ -116,8 +117,6 @@ class SystemProcesses:
         return True
 
     def run_killpath(self, client: Client, why: str) -> None:
-        from .escalation import run_killpath  # escalation imports clients, which import this module
-
         run_killpath(client, why)
 
 
