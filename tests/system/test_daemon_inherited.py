@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 
-from .harness import REPO, DaemonFactory, read_leader
+from tests.support.daemons import REPO, DaemonFactory, read_leader
+
 from .test_daemon_leases import two_hosts
 
 FORKER = r"""
