@@ -258,7 +258,7 @@ class Run:
                 outcome = self._run_op(h, lease, op)
                 h.outcomes.append(f"{op}:{outcome}")
                 h.pos += 1
-                h.op = None
+                h.op, h.op_io = None, 0
                 h.digest = None
         except Unwind:
             pass

@@ -11,13 +11,14 @@ A, R = "acquire", "release"
 
 def late_commit(late_after_timeout: bool = False) -> World:
     """Issue 8's shape, 4 hosts p, q, o, x. q's ballot for lver 1 starts once p's phase 2 is on
-    disk, and one leader write may hang and land later; once p released lver 1, o runs for lver 2;
+    disk, p releases once q is ready to commit, and one leader write may hang and land later; once
+    p released lver 1, o runs for lver 2;
     p joins the race once o's phase 2 is on disk, x (a slow host: 2 I/Os) once o is 7 I/Os in; p
     acquires once more after o's acquire ended. Every interleaving inside those bounds."""
     return World(
         "late-commit" + ("-after-window" if late_after_timeout else ""),
         (
-            HostSpec("p", 1, (A, R, A, A), max_io=6, after=((2, "o", 0, 4), (3, "o", 1, 0))),
+            HostSpec("p", 1, (A, R, A, A), max_io=6, after=((1, "q", 0, 5), (2, "o", 0, 4), (3, "o", 1, 0))),
             HostSpec("q", 2, (A,), max_io=6, after=((0, "p", 0, 4),)),
             HostSpec("o", 3, (A,), max_io=11, after=((0, "p", 2, 0),)),
             HostSpec("x", 4, (A,), max_io=2, after=((0, "o", 0, 7),)),
