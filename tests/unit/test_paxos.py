@@ -817,3 +817,14 @@ def test_failed_shared_mode_block_write_leaves_nothing_held(disk: Disk, hosts: l
     assert not slot.mblock.shared and slot.dblock.released
     assert disk.leader().timestamp == 0
     assert h.lease.leader is None
+
+
+def test_a_failed_leader_write_in_release_is_retried(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """A release whose leader write fails once must not leave the lease owned on disk by this live
+    host: it retries from a fresh read."""
+    h = host(hosts, path, 2)
+    h.lease.acquire()
+    h.storage.inject(Fault("eio", "write", offset=RES_OFFSET))
+    h.lease.release()
+    assert disk.leader().timestamp == 0
+    assert h.lease.leader is None
