@@ -8,5 +8,11 @@ import pytest
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from .test_exhaustive import RESULTS
 
-    for line in RESULTS:
-        terminalreporter.write_line(line)
+    for res in RESULTS:
+        terminalreporter.write_line(res.line())
+    if RESULTS:
+        violations = sum(r.violation is not None for r in RESULTS)
+        terminalreporter.write_line(
+            f"exhaustive check: {len(RESULTS)} worlds, {sum(r.states for r in RESULTS)} states, "
+            f"{sum(r.seconds for r in RESULTS):.1f} s, violations {violations}"
+        )

@@ -8,16 +8,16 @@ from __future__ import annotations
 import pytest
 
 from . import worlds
-from .explore import explore
+from .explore import Result, explore
 from .world import replay
 
-RESULTS: list[str] = []
+RESULTS: list[Result] = []
 
 
 @pytest.mark.parametrize("make", worlds.CI, ids=[m.__name__ for m in worlds.CI])
 def test_world_has_no_violation(make: worlds.WorldMaker) -> None:
     res = explore(make())
-    RESULTS.append(res.line())
+    RESULTS.append(res)
     assert res.violation is None, res.counterexample()
     assert res.complete, res.line()
     assert res.terminal > 0  # operations ran to their end somewhere: the world is not vacuous
