@@ -447,7 +447,15 @@ class PaxosLease:
             self.leader, self.shared = None, False
             return
         self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED))
-        self._release_leader(held)
+        try:
+            self._release_leader(held)
+        except (LockError, OSError) as exc:
+            if isinstance(exc, LockError) and exc.name in ("RELEASE_LVER", "RELEASE_OWNER"):
+                raise
+            # One retry from a fresh read (sanlock retries a failed release asynchronously): a leader
+            # left naming this live host would keep every other host waiting. If it fails again the
+            # lease stays held here (self.leader), so the caller may release again.
+            self._release_leader(held)
         self.leader = None
 
     def _release_leader(self, held: Leader) -> None:

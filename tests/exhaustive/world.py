@@ -60,9 +60,9 @@ class HostSpec:
     host_id: int
     script: tuple[str, ...]
     restart_script: tuple[str, ...] = ()
-    # op index -> (other host's name, ops it has finished): the op starts only after that (a bound
-    # that keeps a scenario family small; the start is then a step of its own)
-    after: tuple[tuple[int, str, int], ...] = ()
+    # (op index, other host, ops it finished, I/Os of its next op): our op starts only once the other
+    # host got that far (a bound that keeps a scenario family small; the start is a step of its own)
+    after: tuple[tuple[int, str, int, int], ...] = ()
     max_io: int = 0  # I/Os per operation before this host freezes (a slow host); 0: the world's bound
 
 
@@ -74,6 +74,7 @@ class World:
     hosts: tuple[HostSpec, ...]
     hangs: int = 0  # writes that may hang
     hang_leader_only: bool = False  # only leader writes may hang (a smaller world)
+    hang_in: tuple[str, ...] = ()  # only writes of these operations may hang (empty: any)
     late_after_timeout: bool = True  # a hung write may land after its caller timed out
     errors: int = 0  # I/Os that may fail with AIO_TIMEOUT
     crashes: int = 0
@@ -84,6 +85,7 @@ class World:
         scripts = ", ".join(f"{h.name}:{'+'.join(h.script) or '-'}" for h in self.hosts)
         return (
             f"{self.name} [{scripts}; hangs={self.hangs}{' leader' if self.hang_leader_only else ''}"
+            f"{' in ' + '/'.join(self.hang_in) if self.hang_in else ''}"
             f"{' late' if self.hangs and self.late_after_timeout else ''}; errors={self.errors}; "
             f"crashes={self.crashes}; stalls={self.stalls}; io/op<={self.max_io_per_op}]"
         )
@@ -248,7 +250,7 @@ class Run:
         try:
             while h.pos < len(h.script):
                 op = h.script[h.pos]
-                if h.script is h.spec.script and any(i == h.pos for i, _, _ in h.spec.after):
+                if h.script is h.spec.script and any(j == h.pos for j, *_ in h.spec.after):
                     h.op = None
                     self.gate(h, Pending("start", 0, 0, None))
                 h.op, h.op_io, h.op_first_io_done = op, 0, False
@@ -256,7 +258,7 @@ class Run:
                 outcome = self._run_op(h, lease, op)
                 h.outcomes.append(f"{op}:{outcome}")
                 h.pos += 1
-                h.op = None
+                h.op, h.op_io = None, 0
                 h.digest = None
         except Unwind:
             pass
@@ -331,7 +333,9 @@ class Run:
             i = h.index
             p = h.pending
             if p is not None and p.kind == "start":
-                if all(self.by_name[n].pos >= k for i, n, k in h.spec.after if i == h.pos):
+                if all(
+                    (self.by_name[n].pos, self.by_name[n].op_io) >= (k, io) for j, n, k, io in h.spec.after if j == h.pos
+                ):
                     out.append(("io", i))
             elif p is not None and not h.cut:
                 if p.hung:
@@ -346,6 +350,7 @@ class Run:
                         p.kind == "write"
                         and self.hangs_used < w.hangs
                         and (not w.hang_leader_only or p.offset == 0)
+                        and (not w.hang_in or h.op in w.hang_in)
                     ):
                         out.append(("hang", i))
             if h.state != "dead" and self.stalls_used < w.stalls and h.state == "up":

@@ -308,11 +308,15 @@ class World:
         """Once a version is committed, it may name another owner only if the owner it named first
         no longer believes it holds that version.
 
-        sanlock's phase 1 writes a fresh dblock (bal and inp zero), so a host that runs a ballot
-        again for a version it had won — after a restart, or after an acquire that failed once its
-        value was chosen — erases the only record of that value; a stale leader can lead it there.
-        The owner it erased is then dead (an older generation) or never believed it held the
-        lease, which is harmless; a change under a live believer is the violation."""
+        A version is re-decided when a stale leader (a commit that landed late and rolled the
+        leader back) sends a host into a second ballot for a version already chosen. That is safe
+        only while every accepted value survives on disk: Paxos then makes the second ballot adopt
+        the same value. sanlock's phase 1 zeroes bal/inp, which can erase the last copy of the
+        chosen value, and then a different owner is committed — *not* harmless in general: issue
+        8's counterexample (tests/exhaustive, world late_commit) ends with two live believers.
+        lockengine's phase 1 keeps bal/inp (docs/ondisk.md). This check still fails only when the
+        first owner still believes it holds the version; the exhaustive check's consistency
+        invariant (one decided value per lver) is the strict one."""
         now = (ld.owner_id, ld.owner_generation)
         first = self.lver_owner.setdefault(ld.lver, now)
         if first == now:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit.faults import FaultyStorage, IoRecord
+from devkit.faults import Fault, FaultyStorage, IoRecord
 from lockengine.clock import monotime
 from lockengine.errors import CODES, InputError, LockError
 from lockengine.liveness import ALIVE, RUN
@@ -695,3 +695,136 @@ def test_mode_block_generation_is_our_delta_generation(disk: Disk, hosts: list[H
     h = host(hosts, path, 9, generation=12)
     h.lease.acquire(shared=True)
     assert disk.slots()[9].mblock == ModeBlock(MBLOCK_SHARED, 12)
+
+
+# --------------------------------------------------------------------------- issue 8 regressions
+
+
+def test_phase_one_keeps_the_value_we_accepted_for_that_version(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """Disk Paxos's StartBallot changes only mbal: a host that accepted a value for lver 1 (here in
+    an earlier process: its own dblock on disk) keeps bal/inp in its phase-1 write. sanlock zeroes
+    them, which can erase the last copy of a chosen value (issue 8)."""
+    accepted = DBlock(mbal=2, bal=2, inp=5, inp2=3, inp3=77, lver=1)
+    disk.put_dblock(2, accepted)
+    seen: list[DBlock] = []
+    h = host(hosts, path, 2, gate=Interleave({2: lambda: seen.append(disk.slots()[2].dblock)}))
+    with pytest.raises(LockError) as e:
+        h.lease.acquire()
+    assert_error(e, "ACQUIRE_OTHER")  # the value we had accepted (host 5's) is committed again
+    phase1 = seen[0]
+    assert phase1.mbal > accepted.mbal
+    assert (phase1.bal, phase1.inp, phase1.inp2, phase1.inp3, phase1.lver) == (2, 5, 3, 77, 1)
+    assert (disk.leader().owner_id, disk.leader().owner_generation) == (5, 3)
+
+
+def test_an_inp_without_a_bal_is_never_adopted(disk: Disk, hosts: list[Host], path: Path) -> None:
+    disk.put_dblock(4, DBlock(mbal=4, bal=0, inp=4, inp2=1, inp3=9, lver=1))  # valid CRC, never accepted
+    h = host(hosts, path, 2)
+    ld = h.lease.acquire()
+    assert (ld.owner_id, ld.lver) == (2, 1)
+
+
+def test_dblock_lver_restarts_from_a_fresh_read(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """A dblock already at lver 2 while the leader we read says 0: the commit of lver 1 is landing.
+    sanlock restarts the acquire; so do we (a bounded number of times)."""
+    disk.put_dblock(4, DBlock(mbal=4, bal=4, inp=4, inp2=1, inp3=9, lver=2))
+    h = host(hosts, path, 2)
+    h.clock.on_sleep = lambda _s, what: (
+        disk.update_leader(owner_id=4, owner_generation=1, lver=1, timestamp=0, write_id=4) if what == "ballot restart" else None
+    )
+    with pytest.raises(LockError) as e:
+        h.lease.acquire()
+    assert_error(e, "ACQUIRE_OTHER")  # lver 2's ballot adopts the value host 4 accepted for it
+    assert [w for _s, w in h.clock.sleeps] == ["ballot restart"]
+    ld = disk.leader()
+    assert (ld.lver, ld.owner_id, ld.write_id) == (2, 4, 2)
+
+
+def test_dblock_lver_still_fails_when_the_dblock_stays_ahead(disk: Disk, hosts: list[Host], path: Path) -> None:
+    disk.put_dblock(4, DBlock(mbal=4, lver=3))
+    h = host(hosts, path, 2)
+    with pytest.raises(LockError) as e:
+        h.lease.acquire()
+    assert_error(e, "DBLOCK_LVER")
+    assert [w for _s, w in h.clock.sleeps] == ["ballot restart"] * 3
+
+
+def test_committed_for_us_needs_a_value_this_acquire_proposed(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """After an aborted ballot the leader names us at next_lver, but with a timestamp we never
+    proposed: not trusted blindly; the acquire starts over from a fresh read."""
+    m = G512.max_hosts
+
+    def forged_commit_and_abort() -> None:
+        disk.update_leader(owner_id=2, owner_generation=1, lver=1, timestamp=4242, write_id=5, write_generation=1)
+        disk.put_dblock(5, DBlock(mbal=5 + 2 * m, lver=1))
+
+    h = host(hosts, path, 2, gate=Interleave({4: forged_commit_and_abort}))  # before our phase-2 read
+    ld = h.lease.acquire()
+    assert ld.lver == 2 and ld.timestamp != 4242  # "already local": a new ballot for the next version
+
+
+def test_abort_is_honoured_before_every_write(disk: Disk, hosts: list[Host], path: Path) -> None:
+    import threading
+
+    abort = threading.Event()
+    h = host(hosts, path, 2, gate=Interleave({2: abort.set}))  # set after phase 1's write, before its read
+    with pytest.raises(LockError) as e:
+        h.lease.acquire(abort=abort)
+    assert_error(e, "ERROR")
+    assert len(h.writes()) == 1  # phase 1 only: no phase 2, no commit, no retract
+
+
+def test_failed_phase_two_read_retracts_so_a_later_commit_for_us_is_not_held(
+    disk: Disk, hosts: list[Host], path: Path
+) -> None:
+    """Our phase 2 wrote our value, then the read failed: our value may still be chosen. Without a
+    retract, a host that adopts and commits it leaves the lease owned by us (alive) until our
+    generation changes; with it, our dblock says RELEASED (value kept) and the next acquirer may take it."""
+    h = host(hosts, path, 2)
+    h.gate.actions[3] = lambda: h.storage.inject(Fault("eio", "read"))  # the next read: phase 2's
+    with pytest.raises(OSError):
+        h.lease.acquire()
+    mine = disk.slots()[2].dblock
+    assert mine.released and (mine.inp, mine.bal) == (2, mine.mbal)
+    other = host(hosts, path, 3, liveness=StubLiveness(verdicts=[ALIVE]))
+    with pytest.raises(LockError) as e:
+        other.lease.acquire()
+    assert_error(e, "ACQUIRE_OTHER")  # host 3 adopted our value and committed it for us
+    ld = other.lease.acquire()  # the RELEASED shortcut: no wait for live host 2
+    assert (ld.owner_id, ld.lver) == (3, 2)
+
+
+def test_failed_commit_retracts_and_frees_a_leader_that_landed(disk: Disk, hosts: list[Host], path: Path) -> None:
+    h = host(hosts, path, 2)
+    h.gate.actions[4] = lambda: h.storage.inject(Fault("hang", "write", offset=RES_OFFSET, lands=True))  # commit
+    with pytest.raises(LockError) as e:
+        h.lease.acquire()
+    assert_error(e, "AIO_TIMEOUT")
+    ld = disk.leader()
+    assert (ld.owner_id, ld.lver, ld.timestamp) == (2, 1, 0)  # landed, then freed by the retract
+    assert disk.slots()[2].dblock.released
+    assert h.lease.leader is None
+
+
+def test_failed_shared_mode_block_write_leaves_nothing_held(disk: Disk, hosts: list[Host], path: Path) -> None:
+    h = host(hosts, path, 2)
+    own = RES_OFFSET + G512.dblock_offset(2)
+    h.gate.actions[5] = lambda: h.storage.inject(Fault("hang", "write", offset=own, lands=True))  # SHARED mode block
+    with pytest.raises(LockError) as e:
+        h.lease.acquire(shared=True)
+    assert_error(e, "AIO_TIMEOUT")
+    slot = disk.slots()[2]
+    assert not slot.mblock.shared and slot.dblock.released
+    assert disk.leader().timestamp == 0
+    assert h.lease.leader is None
+
+
+def test_a_failed_leader_write_in_release_is_retried(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """A release whose leader write fails once must not leave the lease owned on disk by this live
+    host: it retries from a fresh read."""
+    h = host(hosts, path, 2)
+    h.lease.acquire()
+    h.storage.inject(Fault("eio", "write", offset=RES_OFFSET))
+    h.lease.release()
+    assert disk.leader().timestamp == 0
+    assert h.lease.leader is None

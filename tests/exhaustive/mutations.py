@@ -1,0 +1,44 @@
+"""Deliberately broken variants of the production lease code, injected by subclass (never by flags
+in lockengine): the explorer must find a counterexample for each (tests/exhaustive/test_mutations.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lockengine.liveness import RUN
+from lockengine.ondisk import AreaSlots, DBlock, HostSlot, Leader
+from lockengine.paxos import PaxosLease
+
+from .world import ModelLiveness
+
+
+class ZeroedPhase1(PaxosLease):
+    """sanlock's (and lockengine's before issue 8) phase 1: a fresh dblock with bal/inp zeroed."""
+
+    def _accepted(self, lver: int, on_disk: HostSlot | None) -> DBlock | None:
+        return None
+
+
+class NoAbortRule(PaxosLease):
+    """Phases that never abort on a higher mbal: the judgement sees our mbal as the highest."""
+
+    def _phase_read(self, span: int, num_hosts: int, mine: DBlock) -> tuple[DBlock | None, set[tuple[int, int]]]:
+        return super()._phase_read(span, num_hosts, replace(mine, mbal=(1 << 63) - 1))
+
+
+class UncheckedReleased(PaxosLease):
+    """The RELEASED shortcut trusting the owner's dblock flag alone (no write_id, version or value checks)."""
+
+    def _owner_released(self, cur: Leader, slots: AreaSlots) -> bool:
+        owner = slots.get(cur.owner_id)
+        return owner is not None and owner.checksum_ok and owner.dblock.released
+
+
+class EarlyTakeover(ModelLiveness):
+    """Takeover before host_dead: an owner that stopped renewing counts as dead at once."""
+
+    def verdict(self, host_id: int, generation: int) -> str:
+        owner = self.run.by_id.get(host_id)
+        if owner is not None and owner.state == "stalled":
+            return RUN
+        return super().verdict(host_id, generation)

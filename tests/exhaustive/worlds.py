@@ -1,0 +1,106 @@
+"""The bounded worlds of the exhaustive check (docs/testing.md, "Exhaustive check")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .world import HostSpec, World
+
+A, R = "acquire", "release"
+
+
+def late_commit(late_after_timeout: bool = False) -> World:
+    """Issue 8's shape, 4 hosts p, q, o, x. q's ballot for lver 1 starts once p's phase 2 is on
+    disk, p releases once q is ready to commit, and one leader write may hang and land later; once
+    p released lver 1, o runs for lver 2;
+    p joins the race once o's phase 2 is on disk, x (a slow host: 2 I/Os) once o is 7 I/Os in; p
+    acquires once more after o's acquire ended. Every interleaving inside those bounds."""
+    return World(
+        "late-commit" + ("-after-window" if late_after_timeout else ""),
+        (
+            HostSpec("p", 1, (A, R, A, A), max_io=6, after=((1, "q", 0, 5), (2, "o", 0, 4), (3, "o", 1, 0))),
+            HostSpec("q", 2, (A,), max_io=6, after=((0, "p", 0, 4),)),
+            HostSpec("o", 3, (A,), max_io=11, after=((0, "p", 2, 0),)),
+            HostSpec("x", 4, (A,), max_io=2, after=((0, "o", 0, 7),)),
+        ),
+        hangs=1, hang_leader_only=True, late_after_timeout=late_after_timeout,
+    )
+
+
+def race3() -> World:
+    """3 hosts, 2 lease versions: every interleaving of three acquires and a release (one ballot
+    each: an aborted ballot freezes its host)."""
+    return World("race3", (HostSpec("p", 1, (A, R)), HostSpec("q", 2, (A,)), HostSpec("o", 3, (A,))), max_io_per_op=6)
+
+
+def crash_restart() -> World:
+    """A holder crashes (fenced) and restarts with a new generation ("was old local"), racing q."""
+    return World(
+        "crash-restart",
+        (HostSpec("p", 1, (A,), restart_script=(A,)), HostSpec("q", 2, (A,))),
+        crashes=1, max_io_per_op=6,
+    )
+
+
+def committed_for_us() -> World:
+    """Another host commits p's value and p takes "committed for us" (an aborted ballot, then the
+    leader); p's release leaves a RELEASED dblock; an I/O error may hit any one I/O (phase-2
+    failure, failed commit, failed release: the retract paths)."""
+    return World(
+        "committed-for-us",
+        (HostSpec("p", 1, (A, R)), HostSpec("q", 2, (A,))),
+        errors=1, max_io_per_op=8,
+    )
+
+
+def shared() -> World:
+    """A shared holder and an exclusive acquirer: mode blocks, the SHORT_HOLD leader, EAGAIN."""
+    return World("shared", (HostSpec("p", 1, ("acquire_sh", R)), HostSpec("q", 2, (A,))), max_io_per_op=8)
+
+
+def shared3() -> World:
+    """Two shared holders and one exclusive acquirer (deeper: outside CI)."""
+    return World(
+        "shared3",
+        (HostSpec("p", 1, ("acquire_sh", R)), HostSpec("q", 2, ("acquire_sh",)), HostSpec("o", 3, (A,))),
+        max_io_per_op=8,
+    )
+
+
+def requests() -> World:
+    """A request record written while the lease changes hands."""
+    return World("requests", (HostSpec("p", 1, (A, R)), HostSpec("q", 2, ("request", A))), max_io_per_op=8)
+
+
+def stall() -> World:
+    """The holder stops renewing (not yet dead): others must wait (ACQUIRE_OWNED_RETRY), never take it."""
+    return World("stall", (HostSpec("p", 1, (A,)), HostSpec("q", 2, (A,))), stalls=1, max_io_per_op=8)
+
+
+
+def race2() -> World:
+    """Two hosts race for lver 1, no retries: the smallest world where the abort rule matters."""
+    return World("race2", (HostSpec("p", 1, (A,)), HostSpec("q", 2, (A,))), max_io_per_op=6)
+
+
+def stale_released() -> World:
+    """A write of p's release may hang and land late, even after its window: p's RELEASED dblock for
+    lver 1 may land after p won lver 2 while q acquires. The RELEASED shortcut must not trust it."""
+    return World(
+        "stale-released",
+        (HostSpec("p", 1, (A, R, A), max_io=6), HostSpec("q", 2, (A,), max_io=6, after=((0, "p", 2, 0),))),
+        hangs=1, hang_in=(R,), late_after_timeout=True,
+    )
+
+
+WorldMaker = Callable[[], World]
+CI: tuple[WorldMaker, ...] = (race2, crash_restart, committed_for_us, shared, requests, stall, stale_released)
+
+
+def late_commit_after_window() -> World:
+    return late_commit(True)
+
+
+DEEP: dict[str, WorldMaker] = {
+    m.__name__: m for m in (*CI, race3, shared3, late_commit, late_commit_after_window)
+}
