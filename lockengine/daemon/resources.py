@@ -171,6 +171,10 @@ class ResourceManager:
 
     def _reserve(self, client: Client, specs: list[ResourceSpec]) -> list[Held]:
         with self._lock:
+            if client.gone:
+                # Its connection closed while this request waited for a worker: client_exited has run
+                # (or will find nothing), so a lease won now would be held for nobody, forever.
+                raise LockError("ESRCH", f"pid {client.pid} is gone (its connection closed); not acquiring")
             keys = set()
             for spec in specs:
                 key = (spec.lockspace, spec.name)
