@@ -31,6 +31,16 @@ ACQUIRING, HELD, ORPHAN, RELEASING = "ACQUIRING", "HELD", "ORPHAN", "RELEASING"
 MAX_PER_CALL = 8  # sanlock's limit per acquire/release call
 
 
+def _may_have_written(exc: BaseException) -> bool:
+    """Could a ballot that failed with ``exc`` have left our proposal on disk? I/O errors and aborts
+    can; refusals (ACQUIRE_IDLIVE, EAGAIN, ...) come before or instead of our proposal."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, LockError):
+        return exc.name in ("AIO_TIMEOUT", "ERROR", "EIO") or exc.name.endswith(("_WRITE", "_READ"))
+    return False
+
+
 class StoragePool:
     """One O_DIRECT handle per path, shared by lease operations (renewals have their own)."""
 
@@ -143,9 +153,9 @@ class ResourceManager:
             try:
                 for h in reserved:
                     self._acquire_one(h, nowait, aborts[h.spec.lockspace])
-            except BaseException:
+            except BaseException as exc:
                 for h in reserved:
-                    self._undo(h)
+                    self._undo(h, _may_have_written(exc))
                 raise
         finally:
             for ls in spaces.values():
@@ -173,6 +183,10 @@ class ResourceManager:
 
     def _reserve(self, client: Client, specs: list[ResourceSpec]) -> list[Held]:
         with self._lock:
+            if client.gone:
+                # Its connection closed while this request waited for a worker: client_exited has run
+                # (or will find nothing), so a lease won now would be held for nobody, forever.
+                raise LockError("ESRCH", f"pid {client.pid} is gone (its connection closed); not acquiring")
             keys = set()
             out = []
             for spec in specs:
@@ -230,7 +244,7 @@ class ResourceManager:
             self._sharers.pop(h.key, None)
         return False
 
-    def _undo(self, h: Held) -> None:
+    def _undo(self, h: Held, may_have_written: bool = False) -> None:
         with self._lock:
             last = self._last_holder(h)
         ls = self._lockspace(h.spec.lockspace)
@@ -245,12 +259,10 @@ class ResourceManager:
                 h.lease.release()
             except (LockError, OSError) as exc:
                 log.error("r %s: release after a failed multi-acquire failed: %s", h.label, exc)
-        elif h.lease is not None:
+        elif h.lease is not None and may_have_written:
             # The ballot failed (an I/O error, an abort) after it may have written our proposal: another
             # host's ballot may still commit us as the owner, and nobody here would ever release it.
             lease = h.lease
-            with self._lock:
-                self._sweeping.add(h.key)
             self.runtime.spawn(f"orphan-sweep:{h.spec.name}", lambda: self._sweep_orphan(h.key, lease))
         with self._lock:
             if self._held.get(h.key) is h:
@@ -259,30 +271,32 @@ class ResourceManager:
     def _sweep_orphan(self, key: tuple[str, str], lease: PaxosLease) -> None:
         """Release the lease if the disk says we (this host id and generation) own or share it although
         no client here holds it; looked at a few times, as long as another ballot might still finish."""
-        try:
+        ls = self._lockspace(key[0])
+        delays = ls.timeouts.orphan_sweep_seconds if ls is not None else ()
+        for delay in delays:
+            self.runtime.sleep(delay, None, "orphan sweep")
             ls = self._lockspace(key[0])
-            delays = ls.timeouts.orphan_sweep_seconds if ls is not None else ()
-            for delay in delays:
-                self.runtime.sleep(delay, None, "orphan sweep")
-                ls = self._lockspace(key[0])
-                if ls is None or ls.state != JOINED or ls.generation != lease.generation:
-                    return
-                ls.ballot_started()  # counted: the host id is not freed while this may still write
-                try:
-                    lease.adopt()  # RELEASE_OWNER: not ours (yet); look again later
-                    lease.release()
-                except (LockError, OSError) as exc:
-                    if not (isinstance(exc, LockError) and exc.name == "RELEASE_OWNER"):
-                        log.warning("r %s:%s: cleaning up after a failed acquire: %s", key[0], key[1], exc)
-                    continue
-                finally:
-                    ls.ballot_ended()
-                log.warning("r %s:%s: released a lease the disk said we held after a failed acquire (another "
-                            "host's ballot finished ours)", key[0], key[1])
+            if ls is None or ls.state != JOINED or ls.generation != lease.generation:
                 return
-        finally:
             with self._lock:
-                self._sweeping.discard(key)
+                if key in self._held:
+                    continue  # a client here holds it now: its lease is the one on disk
+                self._sweeping.add(key)  # local acquires get EAGAIN for these few I/Os
+            ls.ballot_started()  # counted: the host id is not freed while this may still write
+            try:
+                lease.adopt()  # RELEASE_OWNER: not ours (yet); look again later
+                lease.release()
+            except (LockError, OSError) as exc:
+                if not (isinstance(exc, LockError) and exc.name == "RELEASE_OWNER"):
+                    log.warning("r %s:%s: cleaning up after a failed acquire: %s", key[0], key[1], exc)
+                continue
+            finally:
+                ls.ballot_ended()
+                with self._lock:
+                    self._sweeping.discard(key)
+            log.warning("r %s:%s: released a lease the disk said we held after a failed acquire (another "
+                        "host's ballot finished ours)", key[0], key[1])
+            return
 
     # ------------------------------------------------------------------ release
 

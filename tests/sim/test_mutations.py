@@ -228,6 +228,9 @@ class ForgetsFailedReleases(ResourceManager):
     ours on disk, with nobody to release it, for as long as this host lives."""
 
     def _release_on_disk(self, h: Held) -> bool:
+        with self._lock:
+            if not self._last_holder(h):  # as the real one: another local sharer keeps the lease
+                return True
         try:
             return self._release_once(h)
         finally:
