@@ -38,14 +38,16 @@ def cluster_view_table(observations):
     lines, disagreements = [], []
     lockspaces = sorted({ls for o in observers for ls in (o.get("lockspaces") or {})})
     for lockspace in lockspaces:
-        slots = {}
+        slots = {}  # host id -> the name on disk (as a daemon reports it), else the inventory name
+        for o in observers:
+            ls = (o.get("lockspaces") or {}).get(lockspace) or {}
+            for h in ls.get("hosts") or []:
+                if str(h.get("state", "")).lower() != "free" and h.get("name"):
+                    slots.setdefault(h["host_id"], h["name"])
         for o in observers:
             ls = (o.get("lockspaces") or {}).get(lockspace) or {}
             if ls.get("host_id"):
                 slots.setdefault(ls["host_id"], o.get("host"))
-            for h in ls.get("hosts") or []:
-                if str(h.get("state", "")).lower() != "free":
-                    slots.setdefault(h["host_id"], h.get("name") or "")
         lines.append("lockspace %s" % lockspace)
         lines.append("  %-8s %-30s %s" % ("host_id", "name", "".join(n.ljust(width) for n in names)))
         for host_id in sorted(slots):
