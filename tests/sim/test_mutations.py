@@ -238,7 +238,7 @@ class ForgetsFailedReleases(ResourceManager):
 
 
 def _eio(seed: int) -> WorldParams:
-    return focused_params(seed, ("io_eio",), fault_rate=10, hold_mean=120.0, end_check=True, duration=3000)
+    return focused_params(seed, ("io_eio",), fault_rate=30, hold_mean=120.0, end_check=True, duration=3000)
 
 
 def test_checker_catches_a_lease_lost_after_a_failed_release() -> None:
