@@ -22,9 +22,10 @@ from .world import Violation, World, WorldParams
 MAX_SEEDS = 12
 
 
-def first_counterexample(params: Callable[[int], WorldParams], setup: Callable[[World], None]) -> list[Violation]:
+def first_counterexample(params: Callable[[int], WorldParams], setup: Callable[[World], None],
+                         max_seeds: int = MAX_SEEDS) -> list[Violation]:
     quiet_logs()
-    for seed in range(1, MAX_SEEDS + 1):
+    for seed in range(1, max_seeds + 1):
         world = World(seed, params(seed))
         setup(world)
         found = world.run()
@@ -176,7 +177,8 @@ def stale_table_world(seed: int) -> WorldParams:
 
 def test_checker_catches_sharers_cleared_from_a_stale_host_table(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DeltaOwnerLiveness, "holder_dead", _stale_table_rule)
-    found = first_counterexample(stale_table_world, lambda w: None)
+    # The ballot fixes of issue 8 changed the interleavings: the first world that shows it is seed 22.
+    found = first_counterexample(stale_table_world, lambda w: None, max_seeds=30)
     assert any(v.kind == "two_hosts" for v in found), found
 
 
