@@ -29,6 +29,7 @@ from .ondisk import (
     leader_checksum_ok,
     verify_delta_leader,
 )
+from .states import HostState
 from .storage import Storage
 from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
@@ -235,9 +236,6 @@ class DeltaLease:
 # ---------------------------------------------------------------------- liveness
 
 
-HOST_STATES = ("FREE", "LIVE", "FAIL", "DEAD", "UNKNOWN")
-
-
 @dataclass
 class HostInfo:
     host_id: int
@@ -249,7 +247,7 @@ class HostInfo:
     first_check: float
     last_check: float
     last_live: float
-    state: str = "UNKNOWN"
+    state: HostState = HostState.UNKNOWN
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -372,28 +370,28 @@ class HostTable:
         with self._lock:
             return self._info.get(host_id)
 
-    def state(self, host_id: int, now: float) -> str:
+    def state(self, host_id: int, now: float) -> HostState:
         with self._lock:
             info = self._info.get(host_id)
             return self._state(info, host_id, now)
 
-    def _state(self, info: HostInfo | None, host_id: int, now: float) -> str:
+    def _state(self, info: HostInfo | None, host_id: int, now: float) -> HostState:
         if info is None:
             # Seen as a never-acquired record: free. Unreadable or not seen yet: unknown.
-            return "FREE" if self._prev is not None and host_id not in self._invalid else "UNKNOWN"
+            return HostState.FREE if self._prev is not None and host_id not in self._invalid else HostState.UNKNOWN
         if info.timestamp == 0:
-            return "FREE"
+            return HostState.FREE
         if host_id == self.our_host_id:
-            return "LIVE"
+            return HostState.LIVE
         theirs = Timeouts(info.io_timeout or self.our_io_timeout, self.fire_timeout)
         age = now - info.last_live
         if age > theirs.host_dead_seconds:
-            return "DEAD"
+            return HostState.DEAD
         if age > theirs.id_renewal_fail_seconds:
-            return "FAIL"
+            return HostState.FAIL
         if info.first_check == info.last_live:
-            return "UNKNOWN"
-        return "LIVE"
+            return HostState.UNKNOWN
+        return HostState.LIVE
 
     def hosts(self, now: float) -> list[HostInfo]:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from .clock import Clock
@@ -18,9 +19,16 @@ from .ondisk import Geometry, Leader, verify_delta_leader
 from .storage import Storage
 from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
-RUN = "RUN"  # the owner is gone: run a ballot
-ALIVE = "ALIVE"  # the owner renews: refuse with ACQUIRE_IDLIVE
-WAIT = "WAIT"  # not seen renewing, not dead yet: check again in a second
+
+class Verdict(StrEnum):
+    """What one check of a lease owner's delta lease says."""
+
+    RUN = "RUN"  # the owner is gone: run a ballot
+    ALIVE = "ALIVE"  # the owner renews: refuse with ACQUIRE_IDLIVE
+    WAIT = "WAIT"  # not seen renewing, not dead yet: check again in a second
+
+
+RUN, ALIVE, WAIT = Verdict.RUN, Verdict.ALIVE, Verdict.WAIT  # short names paxos.py and the exhaustive world use
 
 
 @dataclass
@@ -35,7 +43,7 @@ class Watch:
 class OwnerLiveness(Protocol):
     def begin(self, leader: Leader) -> Watch: ...
 
-    def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
+    def check(self, leader: Leader, watch: Watch) -> tuple[Verdict, float]:
         """(RUN | ALIVE | WAIT, seconds until the owner counts as dead)."""
         ...
 
@@ -82,26 +90,26 @@ class DeltaOwnerLiveness:
             return Watch(info.last_live, info.timestamp, renewing)
         return Watch(self.clock(), 0)
 
-    def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
+    def check(self, leader: Leader, watch: Watch) -> tuple[Verdict, float]:
         raw, delta = self._read(leader.owner_id)
         now = self.clock()
         if self.table is not None:
             self.table.observe_slot(leader.owner_id, raw, now)
         if delta.timestamp == 0:
-            return RUN, 0.0  # the owner released its host id, so it holds nothing
+            return Verdict.RUN, 0.0  # the owner released its host id, so it holds nothing
         if delta.owner_id != leader.owner_id or delta.owner_generation > leader.owner_generation:
-            return RUN, 0.0  # the slot was re-acquired since: the lease's holder is gone
+            return Verdict.RUN, 0.0  # the slot was re-acquired since: the lease's holder is gone
         if watch.seen_renewing:
-            return ALIVE, 0.0
+            return Verdict.ALIVE, 0.0
         if watch.last_timestamp == 0:
             watch.last_timestamp = delta.timestamp
         elif delta.timestamp != watch.last_timestamp:
-            return ALIVE, 0.0
+            return Verdict.ALIVE, 0.0
         dead_after = Timeouts(delta.io_timeout or self.io_timeout, self.fire_timeout).host_dead_seconds
         remaining = dead_after - (now - watch.wait_start)
         if remaining < 0:
-            return RUN, 0.0
-        return WAIT, remaining
+            return Verdict.RUN, 0.0
+        return Verdict.WAIT, remaining
 
     def holder_dead(self, host_id: int, generation: int) -> bool:
         _, delta = self._read(host_id)

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import Client, DaemonError
+from .states import HostState, LockspaceState
 
 DEFAULT_AUDIT_LOG = "/var/log/lockengine/force-release.log"
-LOCKSPACE_STATES = ("ADD", "JOINED", "REM", "FAILED")
-HOST_STATES = ("free", "live", "fail", "dead", "unknown")
+LOCKSPACE_STATES = (LockspaceState.ADD, LockspaceState.JOINED, LockspaceState.REM, LockspaceState.FAILED)
+HOST_STATES = tuple(s.lower() for s in HostState)  # label values: free, live, fail, dead, unknown
 
 
 @dataclass
@@ -52,7 +53,7 @@ def collect(client: Client, audit_log: str | None = DEFAULT_AUDIT_LOG) -> Snapsh
         snap.status = client.status(detail=True)
         for ls in snap.status.get("lockspaces", []):
             name = ls["lockspace"]
-            if ls.get("state") not in ("JOINED", "FAILED"):
+            if ls.get("state") not in (LockspaceState.JOINED, LockspaceState.FAILED):
                 continue
             try:
                 snap.hosts[name] = client.host_status(name).get("hosts", [])
@@ -168,9 +169,9 @@ def render(snap: Snapshot) -> str:
     w.metric("lockengine_host_live", "gauge",
              "1 if this host's daemon sees the host live in the lockspace, else 0 (hosts with a slot in use).",
              [({"lockspace": name, "host_id": h["host_id"], "host_name": h.get("host_name", "")},
-               str(h.get("state", "")).lower() == "live")
+               str(h.get("state", "")).lower() == HostState.LIVE.lower())
               for name, hosts in sorted(snap.hosts.items()) for h in hosts
-              if str(h.get("state", "")).lower() != "free"])
+              if str(h.get("state", "")).lower() != HostState.FREE.lower()])
     leases: Counter[tuple[str, str, str]] = Counter()
     for r in st.get("resources", []):
         leases[(r["lockspace"], "shared" if r.get("shared") else "exclusive", str(r.get("state", "")))] += 1

@@ -27,6 +27,7 @@ from typing import Any
 from lockengine.client import Client
 from lockengine.init import init_lockspace, init_resource
 from lockengine.ondisk import Geometry
+from lockengine.states import LockspaceState
 from lockengine.storage import DirectStorage
 
 from ..sanlockd import SanlockDaemon
@@ -150,7 +151,7 @@ def lockengine_hold(d: LockengineDaemon, path: str, layout: list[tuple[str, int,
     for name, off, _ in layout:
         c.add_lockspace(name, 1, path, off, io_timeout=io, wait=False)
     for name, _, _ in layout:
-        while c.inq_lockspace(name).get("state") != "JOINED":
+        while c.inq_lockspace(name).get("state") != LockspaceState.JOINED:
             time.sleep(0.2)
     c.register("bench-hold")
     for name, _, resources in layout:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..client import Client, run_dir
 from ..errors import InputError
+from ..states import LockspaceState
 from ..strings import MAX_HOST_ID, format_resource, parse_lockspace, parse_resource, split_fields
 from .output import emit, json_parent
 
@@ -90,7 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for cl in st["clients"]:
         lines.append(f"p {cl['pid']} {cl['name']}")
     for ls in st["lockspaces"]:
-        state = "" if ls["state"] == "JOINED" else f" {ls['state']}"
+        state = "" if ls["state"] == LockspaceState.JOINED else f" {ls['state']}"
         lines.append(f"s {ls['lockspace']}:{ls['host_id']}:{ls['path']}:{ls['offset']}{state}")
         if args.detail:
             lines.append(f"    generation={ls['generation']} io_timeout={ls['io_timeout']} "
@@ -130,7 +131,7 @@ def cmd_gets(args: argparse.Namespace) -> int:
         result = c.gets(hosts=args.hosts == "1")
     lines = []
     for ls in result["lockspaces"]:
-        state = "" if ls["state"] == "JOINED" else f" {ls['state']}"
+        state = "" if ls["state"] == LockspaceState.JOINED else f" {ls['state']}"
         lines.append(f"s {ls['lockspace']}:{ls['host_id']}:{ls['path']}:{ls['offset']}{state}")
         for h in ls.get("hosts", []):
             lines.append(f"h {h['host_id']} gen {h['generation']} timestamp {h['timestamp']} {h['state']}")

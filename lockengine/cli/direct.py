@@ -19,7 +19,7 @@ from ..delta import DeltaLease
 from ..dump import DEFAULT_TIMEOUT, dump
 from ..errors import Area, InputError, LockError
 from ..init import choose_geometry, init_lockspace, init_resource
-from ..liveness import ALIVE, RUN, DeltaOwnerLiveness
+from ..liveness import DeltaOwnerLiveness, Verdict
 from ..ondisk import (
     DEFAULT_IO_TIMEOUT,
     AreaSlots,
@@ -314,9 +314,9 @@ def wait_until_dead(
     watch = liveness.begin(subject)
     while True:
         verdict, remaining = liveness.check(subject, watch)
-        if verdict == RUN:
+        if verdict == Verdict.RUN:
             return True
-        if verdict == ALIVE:
+        if verdict == Verdict.ALIVE:
             raise LockError(
                 "EBUSY",
                 f"{what} is held by {holder}, which is alive (its delta lease in {liveness.space_name!r} is "

@@ -18,13 +18,14 @@ from .. import __version__
 from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
+from ..states import LockspaceState
 from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
 from .armed import ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
-from .escalation import KILLPATH_ACTION, SIGKILL_ACTION, SIGTERM_ACTION, Supervisor, signal_holder
-from .lockspace import ADD, FAILED, JOINED, REM, Lockspace
+from .escalation import Action, Supervisor, signal_holder
+from .lockspace import Lockspace
 from .log import RingHandler, get_logger
 from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
 from .protocol import VERSION, ProtocolError, Request, arg_int
@@ -240,7 +241,8 @@ class Daemon:
             if old is not None:
                 if old.spec != spec:
                     raise LockError("EINVAL", f"lockspace {spec.name!r} is already in use here as {old.label}")
-                errs = {ADD: "EINPROGRESS", JOINED: "EEXIST", REM: "EAGAIN", FAILED: "EAGAIN"}
+                errs = {LockspaceState.ADD: "EINPROGRESS", LockspaceState.JOINED: "EEXIST",
+                        LockspaceState.REM: "EAGAIN", LockspaceState.FAILED: "EAGAIN"}
                 raise LockError(errs[old.state], f"lockspace {old.label} is {old.state} on this host")
             ls = Lockspace(
                 spec, host_name=self.config.host_name, timeouts=timeouts, watchdog=self.watchdog, hooks=self,
@@ -255,7 +257,7 @@ class Daemon:
 
     def rem_lockspace(self, ls: Lockspace, unused: bool) -> None:
         """Stop the holders (SIGKILL at once, as sanlock does), then free our host id on disk."""
-        if ls.state == FAILED:
+        if ls.state == LockspaceState.FAILED:
             raise LockError("EAGAIN", f"lockspace {ls.label} lost its lease and is recovering; it goes away "
                                       "by itself once every holder is stopped")
         holders = self.holders(ls)
@@ -284,7 +286,7 @@ class Daemon:
             if now - last_sent >= 1.0:
                 last_sent = now
                 for client, leases in holders.items():
-                    signal_holder(client, SIGKILL_ACTION, f"{why} of {ls.name}; holds {', '.join(leases)}")
+                    signal_holder(client, Action.SIGKILL, f"{why} of {ls.name}; holds {', '.join(leases)}")
             self.runtime.wait(self._holders_event, 0.2)
             self._holders_event.clear()
 
@@ -309,7 +311,7 @@ class Daemon:
 
     def joined_lockspaces(self) -> list[Lockspace]:
         with self._ls_lock:
-            return [ls for ls in self.lockspaces.values() if ls.state == JOINED]
+            return [ls for ls in self.lockspaces.values() if ls.state == LockspaceState.JOINED]
 
     def holders(self, ls: Lockspace) -> dict[Client, list[str]]:
         out: dict[Client, list[str]] = {}
@@ -340,7 +342,7 @@ class Daemon:
             out.update(free=True, notified=False, message="the lease is free; nothing was written")
             return out
         out["free"] = False
-        if ls is None or ls.state != JOINED or ls.delta is None:
+        if ls is None or ls.state != LockspaceState.JOINED or ls.delta is None:
             out.update(notified=False, message=f"lockspace {spec.lockspace} is not joined here: the request is "
                                                "on disk, but the owner is told only when it examines")
         elif leader.owner_id == ls.host_id:
@@ -358,7 +360,7 @@ class Daemon:
         actions = self.resources.examine(ls.name)
         for a in actions:
             client = a.held.client
-            action = SIGKILL_ACTION if a.force_mode == 1 else KILLPATH_ACTION if client.killpath else SIGTERM_ACTION
+            action = Action.SIGKILL if a.force_mode == 1 else Action.KILLPATH if client.killpath else Action.SIGTERM
             mode = "force" if a.force_mode == 1 else "graceful"
             signal_holder(client, action, f"{mode} request for {a.held.label} (lver {a.req_lver})")
         return actions
@@ -404,13 +406,13 @@ class Daemon:
         log.warning("shutting down: %d lockspace(s) to remove", len(spaces))
         for ls in spaces:
             try:
-                if ls.state == FAILED:
+                if ls.state == LockspaceState.FAILED:
                     # Recovering: the holders get SIGKILL now rather than at 8·io + kill_grace.
                     left = self._kill_holders(ls, "shutdown")
                     if left:
                         raise LockError("EBUSY", f"holders {left} did not exit after SIGKILL")
                     self.recovery_done(ls)
-                elif ls.state in (ADD, JOINED):
+                elif ls.state in (LockspaceState.ADD, LockspaceState.JOINED):
                     self.rem_lockspace(ls, unused=False)
             except LockError as exc:
                 # Left registered with the watchdog, which stays armed: nothing else stops them now.

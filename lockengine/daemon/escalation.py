@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from .clients import Client
@@ -31,7 +32,14 @@ KILL_COUNT_MAX = 100
 KILL_INTERVAL = 1.0
 IDLE_WAKE = 3600.0
 
-SIGTERM_ACTION, SIGKILL_ACTION, KILLPATH_ACTION, WAIT_ACTION = "SIGTERM", "SIGKILL", "killpath", "wait"
+
+class Action(StrEnum):
+    """One escalation step for one lease holder (its value is what the log says)."""
+
+    SIGTERM = "SIGTERM"
+    SIGKILL = "SIGKILL"
+    KILLPATH = "killpath"
+    WAIT = "wait"  # its killpath program was run: give it until the SIGKILL time
 
 
 @dataclass
@@ -44,22 +52,22 @@ class Recovery:
     stuck: set[int] = field(default_factory=set)
 
 
-def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) -> str:
+def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) -> Action:
     """The signal for one holder at one tick (pure, so the timeline is unit-testable)."""
     if rec.forced or now >= rec.sigkill_at:
-        return SIGKILL_ACTION
+        return Action.SIGKILL
     if client.killpath and kill_grace > 0:
-        return WAIT_ACTION if client.killpath_sent else KILLPATH_ACTION
-    return SIGTERM_ACTION
+        return Action.WAIT if client.killpath_sent else Action.KILLPATH
+    return Action.SIGTERM
 
 
-def signal_holder(client: Client, action: str, why: str) -> bool:
+def signal_holder(client: Client, action: Action, why: str) -> bool:
     """Send one escalation step and log it with the pid and the leases; False if the pid is gone."""
-    if action == KILLPATH_ACTION:
+    if action == Action.KILLPATH:
         client.killpath_sent = True
         client.processes.run_killpath(client, why)  # the process-control seam (production: run_killpath)
         return True
-    sig = signal.SIGKILL if action == SIGKILL_ACTION else signal.SIGTERM
+    sig = signal.SIGKILL if action == Action.SIGKILL else signal.SIGTERM
     sent = client.signal(sig)
     if sent:
         log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1, why)
@@ -185,7 +193,7 @@ class Supervisor:
                 wake = min(wake, due)
                 continue
             action = choose_action(now, rec, client, grace)
-            if action == WAIT_ACTION:
+            if action == Action.WAIT:
                 wake = min(wake, rec.sigkill_at)
                 continue
             why = (f"lockspace {rec.ls.name} {rec.reason}; holds {', '.join(leases)}; "

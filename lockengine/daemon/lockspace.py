@@ -24,6 +24,7 @@ from ..clock import Clock
 from ..delta import DeltaLease, HostEvent, HostTable
 from ..errors import Area, LockError, error_document, storage_error
 from ..liveness import DeltaOwnerLiveness
+from ..states import LockspaceState
 from ..storage import Storage
 from ..strings import LockspaceSpec, format_lockspace
 from ..timeouts import Timeouts
@@ -40,8 +41,6 @@ CORRUPT = frozenset(
     {"RENEW_OWNER", "RENEW_DIFF", "LEADER_MAGIC", "LEADER_VERSION", "LEADER_SECTORSIZE", "LEADER_LOCKSPACE",
      "LEADER_CHECKSUM"}
 )
-
-ADD, JOINED, FAILED, REM = "ADD", "JOINED", "FAILED", "REM"
 
 
 class TimedStorage:
@@ -125,7 +124,7 @@ class Lockspace:
         self.runtime = runtime
         self.clock = runtime.clock
 
-        self.state = ADD
+        self.state = LockspaceState.ADD
         self.closing = False  # rem_lockspace is stopping the holders: refuse new acquires
         self.progress = "starting"
         self.error: dict[str, object] | None = None
@@ -188,7 +187,7 @@ class Lockspace:
 
     def cancel_close(self) -> None:
         self.closing = False
-        if self.state == JOINED:
+        if self.state == LockspaceState.JOINED:
             self.acquire_abort = self.runtime.event()
 
     def ballot_started(self) -> threading.Event:
@@ -207,11 +206,11 @@ class Lockspace:
     def stop(self, release: bool) -> None:
         """End the thread; with ``release`` a joined lockspace frees its host id on disk first."""
         with self._lock:
-            if self.state == JOINED:
-                self.state = REM
+            if self.state == LockspaceState.JOINED:
+                self.state = LockspaceState.REM
                 self._release_on_stop = release
-            elif self.state == ADD:
-                self.state = REM
+            elif self.state == LockspaceState.ADD:
+                self.state = LockspaceState.REM
         self._stop.set()
         self._wake.set()
         self.acquire_abort.set()
@@ -221,9 +220,9 @@ class Lockspace:
     def fail(self, reason: str) -> bool:
         """Lose the lease: no more renewals and no release write. False if already failed or removed."""
         with self._lock:
-            if self.state != JOINED:
+            if self.state != LockspaceState.JOINED:
                 return False
-            self.state = FAILED
+            self.state = LockspaceState.FAILED
             self.failed_reason = reason
             self.failed_at = self.clock()
         self._stop.set()
@@ -243,7 +242,7 @@ class Lockspace:
         """Send an event to ``host_id`` (generation 0: the one it has now) with the next renewal; returns
         the generation used. EAGAIN unless joined."""
         delta, table = self.delta, self.table
-        if delta is None or self.state != JOINED:
+        if delta is None or self.state != LockspaceState.JOINED:
             raise LockError("EAGAIN", f"lockspace {self.name} is {self.state}, not joined")
         if generation == 0 and table is not None:
             info = table.info(host_id)
@@ -270,7 +269,7 @@ class Lockspace:
             return
         while self.wait_renewal():
             self.renew_step()
-            if self.state != JOINED:
+            if self.state != LockspaceState.JOINED:
                 break
         self.finish()
 
@@ -280,7 +279,7 @@ class Lockspace:
             self._join()
         except BaseException as exc:  # reported to the add_lockspace caller
             with self._lock:
-                self.state = REM
+                self.state = LockspaceState.REM
             area = [Area(self.spec.path, self.spec.offset, "lockspace")]  # errors.py: the one mapping
             self.error = error_document(storage_error(exc, area) if isinstance(exc, OSError) else exc)
             log.error("s %s: join failed: %s", self.label, exc)
@@ -294,7 +293,7 @@ class Lockspace:
 
     def finish(self) -> None:
         """After the renewals ended: a removed lockspace leaves (a failed one is the supervisor's)."""
-        if self.state == REM:
+        if self.state == LockspaceState.REM:
             self._leave()
             self.hooks.lockspace_ended(self)
 
@@ -325,10 +324,10 @@ class Lockspace:
         self.history.append(Renewal(int(start), self._storage.read_ms, self._storage.write_ms, 0))
         self.table.observe(area, start)
         with self._lock:
-            joined = self.state == ADD
+            joined = self.state == LockspaceState.ADD
             if joined:
                 self.watchdog.register(self.wd_name, self.timeouts.expiry(delta.last_success))
-                self.state = JOINED
+                self.state = LockspaceState.JOINED
                 self.generation = delta.generation
                 self._renewed_ok = True
         if not joined:  # removed while the acquire finished: give the slot straight back
@@ -387,7 +386,7 @@ class Lockspace:
                 log.warning("s %s: renewal failed (retrying every %.1f s until 8·io): %s", self.name,
                             self.timeouts.renewal_retry_seconds, exc)
             return
-        if self.state != JOINED:
+        if self.state != LockspaceState.JOINED:
             return  # failed by the supervisor while this renewal hung: a late success changes nothing
         if self._last_failure is not None:
             log.info("s %s: renewal succeeded again after failures", self.name)
@@ -439,7 +438,7 @@ class Lockspace:
 
     def check_deadline(self, now: float) -> float | None:
         """Called by the supervisor: fail at 8·io, warn at 6·io. Returns when to look again."""
-        if self.state != JOINED:
+        if self.state != LockspaceState.JOINED:
             return None
         last = self.last_success
         fail_at = last + self.timeouts.id_renewal_fail_seconds
@@ -463,9 +462,9 @@ class Lockspace:
             "io_timeout": self.io_timeout, "generation": self.generation, "state": self.state,
             "renewal_last_success": int(self.last_success) if self.last_success else 0,
         }
-        if self.state == ADD:
+        if self.state == LockspaceState.ADD:
             out["progress"] = self.progress
-        if self.state == FAILED:
+        if self.state == LockspaceState.FAILED:
             out["failed_reason"] = self.failed_reason
         if self.error is not None:
             out["error"] = self.error

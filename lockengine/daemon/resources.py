@@ -18,16 +18,16 @@ from dataclasses import dataclass, replace
 from ..errors import InputError, LockError
 from ..ondisk import REQ_DISK_MAGIC, REQ_FORCE, REQ_GRACEFUL, Geometry
 from ..paxos import PaxosLease, read_request
+from ..states import LockspaceState, ResourceState
 from ..storage import DirectStorage, Storage
 from ..strings import ResourceSpec, format_resource
 from .clients import Client
-from .lockspace import JOINED, Lockspace
+from .lockspace import Lockspace
 from .log import get_logger
 from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("resource")
 
-ACQUIRING, HELD, ORPHAN, RELEASING = "ACQUIRING", "HELD", "ORPHAN", "RELEASING"
 MAX_PER_CALL = 8  # sanlock's limit per acquire/release call
 
 
@@ -67,7 +67,7 @@ class StoragePool:
 class Held:
     spec: ResourceSpec
     client: Client
-    state: str = ACQUIRING
+    state: ResourceState = ResourceState.ACQUIRING
     lease: PaxosLease | None = None
     lver: int = 0
     acted_on: tuple[int, int] = (0, 0)  # the request (lver, force_mode) we already acted on
@@ -128,7 +128,7 @@ class ResourceManager:
         ls = self._lockspace(name)
         if ls is None:
             raise LockError("ENOSPC", f"lockspace {name!r} is not joined on this host (add_lockspace first)")
-        if ls.state != JOINED:
+        if ls.state != LockspaceState.JOINED:
             raise LockError("ENOSPC", f"lockspace {name!r} is {ls.state} on this host, not joined")
         if ls.closing:
             raise LockError("EAGAIN", f"lockspace {name!r} is being removed on this host")
@@ -163,10 +163,10 @@ class ResourceManager:
         orphans = []
         with self._lock:
             for h in reserved:
-                if h.state == ORPHAN:
+                if h.state == ResourceState.ORPHAN:
                     orphans.append(h)
                 else:
-                    h.state = HELD
+                    h.state = ResourceState.HELD
         if orphans:  # the client exited while we balloted: give everything back
             for h in reserved:
                 self._undo(h)
@@ -177,7 +177,7 @@ class ResourceManager:
 
     def _can_share(self, spec: ResourceSpec, other: Held, client: Client) -> bool:
         """A shared request joins a shared lease this host holds (same disk), once per process."""
-        return (spec.shared and other.spec.shared and other.state == HELD and other.lease is not None
+        return (spec.shared and other.spec.shared and other.state == ResourceState.HELD and other.lease is not None
                 and other.spec.disks == spec.disks
                 and all(h.client is not client for h in [other, *self._sharers.get(other.key, [])]))
 
@@ -250,7 +250,7 @@ class ResourceManager:
         ls = self._lockspace(h.spec.lockspace)
         if not last:
             pass  # another local process still shares this lease
-        elif ls is None or ls.state != JOINED:
+        elif ls is None or ls.state != LockspaceState.JOINED:
             # Our host id lease is lost: a write now could land after another host took over.
             log.warning("r %s: not released on disk after a failed acquire (lockspace %s)", h.label,
                         "gone" if ls is None else ls.state)
@@ -276,7 +276,7 @@ class ResourceManager:
         for delay in delays:
             self.runtime.sleep(delay, None, "orphan sweep")
             ls = self._lockspace(key[0])
-            if ls is None or ls.state != JOINED or ls.generation != lease.generation:
+            if ls is None or ls.state != LockspaceState.JOINED or ls.generation != lease.generation:
                 return
             with self._lock:
                 if key in self._held:
@@ -304,7 +304,7 @@ class ResourceManager:
         """Release the named leases of ``client`` (all of them when ``specs`` is None)."""
         with self._lock:
             if specs is None:
-                todo = [h for h in self._every() if h.client is client and h.state == HELD]
+                todo = [h for h in self._every() if h.client is client and h.state == ResourceState.HELD]
             else:
                 todo = []
                 for spec in specs:
@@ -312,11 +312,11 @@ class ResourceManager:
                     mine = [x for x in [self._held.get(key), *self._sharers.get(key, [])]
                             if x is not None and x.client is client]
                     h = mine[0] if mine else None
-                    if h is None or h.state != HELD:
+                    if h is None or h.state != ResourceState.HELD:
                         raise LockError("ENOENT", f"{spec.lockspace}:{spec.name} is not held by pid {client.pid}")
                     todo.append(h)
             for h in todo:
-                h.state = ORPHAN  # nobody else touches it now
+                h.state = ResourceState.ORPHAN  # nobody else touches it now
         errors = []
         for h in todo:
             try:
@@ -336,9 +336,9 @@ class ResourceManager:
             todo = []
             for h in self._every():
                 if h.client is client:
-                    if h.state == HELD:
+                    if h.state == ResourceState.HELD:
                         todo.append(h)
-                    h.state = ORPHAN
+                    h.state = ResourceState.ORPHAN
         released = []
         for h in todo:
             # A failure is logged by _release_on_disk; the record is gone either way.
@@ -365,7 +365,7 @@ class ResourceManager:
         except (LockError, OSError) as exc:
             log.error("r %s: release failed (retrying every %d s): %s", h.label, h.lease.io_timeout if h.lease
                       else 0, exc)
-            h.state = RELEASING
+            h.state = ResourceState.RELEASING
             self.runtime.spawn(f"release-retry:{h.spec.name}", lambda: self._retry_release(h))
             raise
         self._forget(h)
@@ -373,7 +373,7 @@ class ResourceManager:
 
     def _release_once(self, h: Held) -> bool:
         ls = self._lockspace(h.spec.lockspace)
-        if ls is None or ls.state != JOINED:
+        if ls is None or ls.state != LockspaceState.JOINED:
             # Our host id lease is lost or gone: writing now could race a host that took over.
             log.warning("r %s: dropped without a disk write (lockspace %s)", h.label,
                         "gone" if ls is None else ls.state)
@@ -408,11 +408,11 @@ class ResourceManager:
         """Forget every lease of a lockspace that is gone (no disk writes)."""
         with self._lock:
             for key in [k for k, h in self._held.items() if h.spec.lockspace == name]:
-                self._held[key].state = ORPHAN
+                self._held[key].state = ResourceState.ORPHAN
                 del self._held[key]
             for key in [k for k in self._sharers if k[0] == name]:
                 for h in self._sharers.pop(key):
-                    h.state = ORPHAN
+                    h.state = ResourceState.ORPHAN
 
     # ------------------------------------------------------------------ requests
 
@@ -420,7 +420,7 @@ class ResourceManager:
         """Read the request record of each lease we hold in ``lockspace``; return those to act on."""
         actions = []
         for h in self.in_lockspace(lockspace):
-            if h.state != HELD or h.spec.shared or h.lease is None:
+            if h.state != ResourceState.HELD or h.spec.shared or h.lease is None:
                 continue
             try:
                 req = read_request(self.storages.get(h.spec.path), h.spec.offset, h.lease.geometry,

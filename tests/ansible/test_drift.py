@@ -27,7 +27,7 @@ from ansible_collections.lockengine.cluster.plugins.filter import host_ids, offs
 from ansible_collections.lockengine.cluster.plugins.module_utils import common, engine, liveness
 from ansible_collections.lockengine.cluster.plugins.modules import lease
 
-from lockengine import audit, client, config, delta, ondisk, strings
+from lockengine import audit, client, config, ondisk, states, strings
 from lockengine.daemon import protocol
 from lockengine.errors import InputError
 from lockengine.schema import load_schema
@@ -132,7 +132,7 @@ def drifts() -> list[str]:
     out += _differ("force modes", liveness.FORCE_MODES,
                    {0: "none", ondisk.REQ_FORCE: "force", ondisk.REQ_GRACEFUL: "graceful"})
     out += _differ("lease mode codes", lease.MODE_CODES, {"force": ondisk.REQ_FORCE, "graceful": ondisk.REQ_GRACEFUL})
-    out += _differ("host states", liveness.STATES, tuple(s.lower() for s in delta.HOST_STATES))
+    out += _differ("host states", liveness.STATES, tuple(s.lower() for s in states.HostState))
     return out
 
 

@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 from lockengine.daemon.clients import Client
-from lockengine.daemon.escalation import (
-    KILLPATH_ACTION,
-    SIGKILL_ACTION,
-    SIGTERM_ACTION,
-    WAIT_ACTION,
-    Recovery,
-    choose_action,
-)
+from lockengine.daemon.escalation import Action, Recovery, choose_action
 from lockengine.daemon.notify import notify, watchdog_interval
 from lockengine.daemon.protocol import ProtocolError, decode_request, encode_error, encode_reply, error_dict
 from lockengine.errors import InputError, LockError
@@ -33,18 +26,18 @@ def _client(killpath: list[str] | None = None) -> Client:
 def test_escalation_timeline() -> None:
     rec = _recovery(sigkill_at=120.0)
     plain = _client()
-    assert choose_action(80.0, rec, plain, 40) == SIGTERM_ACTION
-    assert choose_action(119.9, rec, plain, 40) == SIGTERM_ACTION
-    assert choose_action(120.0, rec, plain, 40) == SIGKILL_ACTION
+    assert choose_action(80.0, rec, plain, 40) == Action.SIGTERM
+    assert choose_action(119.9, rec, plain, 40) == Action.SIGTERM
+    assert choose_action(120.0, rec, plain, 40) == Action.SIGKILL
     # A killpath runs once during the grace, then nothing until SIGKILL.
     kp = _client(["/bin/true"])
-    assert choose_action(80.0, rec, kp, 40) == KILLPATH_ACTION
+    assert choose_action(80.0, rec, kp, 40) == Action.KILLPATH
     kp.killpath_sent = True
-    assert choose_action(81.0, rec, kp, 40) == WAIT_ACTION
-    assert choose_action(120.0, rec, kp, 40) == SIGKILL_ACTION
+    assert choose_action(81.0, rec, kp, 40) == Action.WAIT
+    assert choose_action(120.0, rec, kp, 40) == Action.SIGKILL
     # kill_grace 0 means no killpath phase; rem_lockspace/shutdown (forced) kill at once.
-    assert choose_action(80.0, rec, _client(["/bin/true"]), 0) == SIGTERM_ACTION
-    assert choose_action(0.0, _recovery(sigkill_at=120.0, forced=True), plain, 40) == SIGKILL_ACTION
+    assert choose_action(80.0, rec, _client(["/bin/true"]), 0) == Action.SIGTERM
+    assert choose_action(0.0, _recovery(sigkill_at=120.0, forced=True), plain, 40) == Action.SIGKILL
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,11 @@ from collections.abc import Callable
 
 from ...errors import InputError, LockError
 from ...paxos import read_leader
+from ...states import ResourceState
 from ...strings import ResourceSpec, check_name, check_path
 from ..clients import Client
 from ..engine import CallContext, Daemon
 from ..log import get_logger
-from ..resources import HELD
 from . import disk, views, wire
 from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
@@ -203,7 +203,7 @@ class Commands:
         return wire.reply(h)
 
     def inquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
-        held = [h for h in self.d.resources.of_client(client) if h.state == HELD]
+        held = [h for h in self.d.resources.of_client(client) if h.state == ResourceState.HELD]
         if not held:
             return wire.reply(req.header, 0, 0)
         text = " ".join(wire.inquire_entry(h.spec.lockspace, h.spec.name, [(d.path, d.offset) for d in h.spec.disks],

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 
 from ...errors import InputError, LockError
+from ...states import LockspaceState
 from ...strings import MAX_HOST_ID
 from ..engine import Daemon
-from ..lockspace import JOINED, Lockspace
+from ..lockspace import Lockspace
 from ..log import get_logger
 from . import views, wire
 from .common import Caller, Outcome, lockspace_spec, result_code, unsupported
@@ -58,7 +59,7 @@ class LockspaceCommands:
             return -errno.ENOENT
         if ls.host_id and ls.host_id != space.host_id:
             return -errno.ENOENT
-        if space.state == JOINED and not space.closing:
+        if space.state == LockspaceState.JOINED and not space.closing:
             return 0
         return -errno.EINPROGRESS
 
@@ -165,7 +166,7 @@ class LockspaceCommands:
         if he.event == 0:
             raise InputError("host_event.event", 0, "give a non-zero event number")
         space = self.d.lockspace(req.lockspace.name)
-        if space.delta is None or space.state != JOINED:
+        if space.delta is None or space.state != LockspaceState.JOINED:
             raise LockError("EAGAIN", f"lockspace {space.name} is {space.state}, not joined")
         generation = he.generation
         if h.cmd_flags & wire.SETEV_CUR_GENERATION and space.table is not None:

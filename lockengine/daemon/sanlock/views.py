@@ -7,16 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 from ... import __version__
+from ...states import HostState, LockspaceState, ResourceState
 from . import wire
 from .wire import WireDisk, WireHost, WireLockspace, WireResource
 
-HOST_FLAGS = {"UNKNOWN": wire.HOST_UNKNOWN, "FREE": wire.HOST_FREE, "LIVE": wire.HOST_LIVE,
-              "FAIL": wire.HOST_FAIL, "DEAD": wire.HOST_DEAD}
-LIST_OF_STATE = {"ADD": "add", "JOINED": "spaces"}  # anything else is on its way out: "rem"
+HOST_FLAGS: dict[str, int] = {HostState.UNKNOWN: wire.HOST_UNKNOWN, HostState.FREE: wire.HOST_FREE,
+                              HostState.LIVE: wire.HOST_LIVE, HostState.FAIL: wire.HOST_FAIL,
+                              HostState.DEAD: wire.HOST_DEAD}
+# A lockspace's list in STATUS: anything not adding or joined is on its way out, "rem".
+LIST_OF_STATE: dict[str, str] = {LockspaceState.ADD: "add", LockspaceState.JOINED: "spaces"}
 
 
 def lockspace_flags(state: str) -> int:
-    return wire.LSF_ADD if state == "ADD" else 0 if state == "JOINED" else wire.LSF_REM
+    return wire.LSF_ADD if state == LockspaceState.ADD else 0 if state == LockspaceState.JOINED else wire.LSF_REM
 
 
 def lockspace_list(spaces: list[dict[str, Any]]) -> list[bytes]:
@@ -69,7 +72,7 @@ def status_records(st: dict[str, Any], upto: int) -> bytes:
             parts.append(WireLockspace(s["lockspace"], s["host_id"], 0, WireDisk(s["path"], s["offset"])).encode())
     if upto not in (1, 2, 3):
         for r in st["resources"]:
-            if r["state"] != "HELD":
+            if r["state"] != ResourceState.HELD:
                 continue
             parts.append(wire.encode_state(wire.STATE_RESOURCE, r["resource"], f"list=held pid={r['pid']}",
                                            int(r["pid"]), int(r["lver"])))
