@@ -31,6 +31,7 @@ from .ondisk import (
     Leader,
     ModeBlock,
     RequestRecord,
+    SlotField,
     SlotFields,
     decode_request,
     encode_name,
@@ -39,6 +40,7 @@ from .ondisk import (
     paxos_read_span,
     scan_paxos_sectors,
     slot_checksum_ok,
+    slot_dblock,
     verify_paxos_leader,
 )
 from .storage import Storage
@@ -480,21 +482,23 @@ def judge_phase(
     """What a ballot phase concludes from the dblocks it read: the accepted value with the highest
     bal (None: propose ourselves) and the shared holders seen; raises DBLOCK_LVER / DBLOCK_MBAL to abort.
     Pure, and the CPU hot path of every acquire (python -m devkit.bench.decode measures it)."""
+    F = SlotField
     best: SlotFields | None = None
     sharers: set[tuple[int, int]] = set()
     for hid, f in scan_paxos_sectors(buf, sector_size, num_hosts):
-        if f[8] & MBLOCK_SHARED and hid != host_id:
-            sharers.add((hid, f[10]))
+        if f[F.MODE_FLAGS] & MBLOCK_SHARED and hid != host_id:
+            sharers.add((hid, f[F.GENERATION]))
         # A dblock of an older lver is ignored whatever its checksum, so test that first.
-        if f[5] < mine.lver or not slot_checksum_ok(buf, sector_size, hid, f):
+        if f[F.LVER] < mine.lver or not slot_checksum_ok(buf, sector_size, hid, f):
             continue
-        if f[5] > mine.lver:
-            raise LockError("DBLOCK_LVER", f"host {hid} dblock is at lver {f[5]}, beyond {mine.lver}")
-        if f[0] > mine.mbal:
-            raise LockError("DBLOCK_MBAL", f"host {hid} ballot {f[0]} beats ours {mine.mbal}")
-        if f[2] and f[1] and (best is None or f[1] > best[1]):  # an inp without a bal was never accepted
+        if f[F.LVER] > mine.lver:
+            raise LockError("DBLOCK_LVER", f"host {hid} dblock is at lver {f[F.LVER]}, beyond {mine.lver}")
+        if f[F.MBAL] > mine.mbal:
+            raise LockError("DBLOCK_MBAL", f"host {hid} ballot {f[F.MBAL]} beats ours {mine.mbal}")
+        # an inp without a bal was never accepted
+        if f[F.INP] and f[F.BAL] and (best is None or f[F.BAL] > best[F.BAL]):
             best = f
-    return (DBlock(*best[:8]) if best is not None else None), sharers
+    return (slot_dblock(best) if best is not None else None), sharers
 
 
 # ---------------------------------------------------------------------- requests

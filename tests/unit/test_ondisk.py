@@ -354,6 +354,9 @@ def test_fast_scan_agrees_with_a_sector_by_sector_decode(
     assert [h for h, _ in got] == sorted(want)
     for h, f in got:
         db, mb, ok = want[h]
-        assert f[:8] == (db.mbal, db.bal, db.inp, db.inp2, db.inp3, db.lver, db.checksum, db.flags)
-        assert (f[8], f[10]) == (mb.flags, mb.generation)
+        F = ondisk.SlotField
+        assert (f[F.MBAL], f[F.BAL], f[F.INP], f[F.INP2], f[F.INP3], f[F.LVER], f[F.CHECKSUM], f[F.FLAGS]) == (
+            db.mbal, db.bal, db.inp, db.inp2, db.inp3, db.lver, db.checksum, db.flags)
+        assert (f[F.MODE_FLAGS], f[F.MODE_PAD], f[F.GENERATION]) == (mb.flags, 0, mb.generation)
+        assert (ondisk.slot_dblock(f), ondisk.slot_mode_block(f)) == (db, mb)
         assert ondisk.slot_checksum_ok(buf, 512, h, f) == ok
