@@ -185,6 +185,12 @@ def storage_error(exc: OSError, areas: Sequence[Area] = ()) -> LockError:
     return LockError(errno_name, f"{reason}{where}", errno=num)
 
 
+def as_lock_error(exc: LockError | OSError, areas: Sequence[Area] = ()) -> LockError:
+    """A failure of the storage path as the one error type: a LockError as it is, an OSError through
+    ``storage_error``."""
+    return exc if isinstance(exc, LockError) else storage_error(exc, areas)
+
+
 @runtime_checkable
 class Reportable(Protocol):
     """Anything that knows its own wire form (LockError, InputError, the daemon's ProtocolError)."""

@@ -22,7 +22,7 @@ from ..states import LockspaceState
 from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
-from .armed import ArmedState, refusal_message
+from .armed import ArmedMarker, ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
 from .escalation import Action, Supervisor, signal_holder
 from .lockspace import Lockspace
@@ -68,11 +68,7 @@ class Daemon:
         self.ring = ring
         self.runtime = runtime
         self.clock = runtime.clock
-        if armed is None:
-            from .armed import ArmedMarker
-
-            armed = ArmedMarker(config.run_dir)
-        self.armed = armed
+        self.armed = armed if armed is not None else ArmedMarker(config.run_dir)
         self.clients = ClientRegistry(processes)
         self.storages = StoragePool(runtime.open_storage)
         self.lockspaces: dict[str, Lockspace] = {}

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..clock import Clock
 from ..delta import DeltaLease, HostEvent, HostTable
-from ..errors import Area, LockError, error_document, storage_error
+from ..errors import Area, LockError, as_lock_error, error_document, storage_error
 from ..liveness import DeltaOwnerLiveness
 from ..states import LockspaceState
 from ..storage import Storage
@@ -373,10 +373,9 @@ class Lockspace:
             area = self.delta.renew()
         except (LockError, OSError) as exc:
             self._renewed_ok = False
-            name = exc.name if isinstance(exc, LockError) else "EIO"
-            code = exc.code if isinstance(exc, LockError) else -5
-            self.history.append(Renewal(int(start), st.read_ms, st.write_ms, code, name))
-            if isinstance(exc, LockError) and exc.name in CORRUPT:
+            err = as_lock_error(exc)  # an I/O failure by its errno's name, as sanlock's history keeps -errno
+            self.history.append(Renewal(int(start), st.read_ms, st.write_ms, err.code, err.name))
+            if err.name in CORRUPT:
                 self.fail(f"renewal found our delta lease corrupt: {exc}")
             elif self.clock() - self.delta.last_success >= self.timeouts.id_renewal_fail_seconds:
                 self.fail(f"renewal failed for {self.timeouts.id_renewal_fail_seconds} s (8·io): {exc}")

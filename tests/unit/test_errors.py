@@ -25,6 +25,7 @@ from lockengine.errors import (
     InputError,
     LockError,
     StorageIOError,
+    as_lock_error,
     error_document,
     is_expected,
     storage_error,
@@ -60,6 +61,18 @@ def test_storage_errors_keep_their_errno_and_name_the_record(exc: OSError, areas
     assert err.as_dict()["errno"] == exc.errno
     if name != "EIO":
         assert os.strerror(exc.errno) in err.message and errno.errorcode[exc.errno] in err.message
+
+
+def test_as_lock_error_keeps_a_lock_error_and_maps_an_os_error_once() -> None:
+    """The renewal history records failures through this: an EIO stays EIO (-5), as it always read; another
+    errno keeps its own name instead of being called EIO; a LockError passes unchanged."""
+    mine = LockError("RENEW_OWNER", "slot taken")
+    assert as_lock_error(mine) is mine
+    eio = as_lock_error(_io("write", 0))
+    assert (eio.name, eio.code, eio.errno) == ("EIO", -errno.EIO, errno.EIO)
+    nospc = as_lock_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert (nospc.name, nospc.code) == ("ENOSPC", -errno.ENOSPC)
+    assert as_lock_error(_io("write", 0), [LS]).name == "LEADER_WRITE"  # with its areas, as storage_error
 
 
 def test_read_only_storage_is_erofs_with_its_errno() -> None:
