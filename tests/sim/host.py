@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from lockengine.config import Config, LockspaceConfig, WatchdogConfig
 from lockengine.daemon.engine import Daemon
 from lockengine.daemon.escalation import Supervisor
-from lockengine.daemon.lockspace import JOINED
 from lockengine.daemon.proc import Runtime
 from lockengine.errors import LockError
+from lockengine.states import LockspaceState
 from lockengine.timeouts import default_kill_grace
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
 
@@ -154,7 +154,7 @@ class Host:
         if d is None or self.dproc is None or not self.dproc.alive:
             return False
         ls = d.lockspaces.get(LS)
-        return ls is not None and ls.state == JOINED
+        return ls is not None and ls.state == LockspaceState.JOINED
 
     def crash_daemon(self) -> None:
         """kill -9 of lockengined: its tasks die; its clients and the armed device stay."""

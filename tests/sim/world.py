@@ -29,10 +29,10 @@ from typing import Any
 from lockengine.config import Config
 from lockengine.daemon.clients import PeerCred
 from lockengine.daemon.engine import CallContext, Daemon
-from lockengine.daemon.lockspace import JOINED
 from lockengine.daemon.proc import Runtime
 from lockengine.errors import InputError, LockError
 from lockengine.ondisk import LEADER_SIZE, Geometry, lockspace_area, new_delta_leader, resource_area
+from lockengine.states import LockspaceState
 from lockengine.strings import Disk, LockspaceSpec, ResourceSpec
 from lockengine.timeouts import Timeouts
 from lockengine.watchdog.multiplexer import WatchdogMultiplexer
@@ -329,7 +329,7 @@ class World:
         again once it is gone."""
         d, proc = host.serving(), host.dproc
         ls = d.lockspaces.get(LS) if d is not None else None
-        if d is None or proc is None or ls is None or ls.state != JOINED:
+        if d is None or proc is None or ls is None or ls.state != LockspaceState.JOINED:
             return
         sched, rng = self.sched, self.rng
 
