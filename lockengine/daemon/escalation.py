@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .clients import Client
+from .counters import CAUSE_RECOVERY, ESCALATION, STEP_KILLPATH, STEP_SIGKILL, STEP_SIGTERM, Counters
 from .lockspace import Lockspace
 from .log import get_logger
 from .proc import SYSTEM_RUNTIME, Runtime
@@ -53,16 +54,23 @@ def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) ->
     return SIGTERM_ACTION
 
 
-def signal_holder(client: Client, action: str, why: str) -> bool:
-    """Send one escalation step and log it with the pid and the leases; False if the pid is gone."""
+def signal_holder(client: Client, action: str, why: str, *, counters: Counters | None = None, lockspace: str = "",
+                  cause: str = "") -> bool:
+    """Send one escalation step and log it with the pid and the leases; False if the pid is gone.
+    A step taken is counted in ``counters`` (escalation steps by lockspace, step and cause)."""
     if action == KILLPATH_ACTION:
         client.killpath_sent = True
         client.processes.run_killpath(client, why)  # the process-control seam (production: run_killpath)
-        return True
-    sig = signal.SIGKILL if action == SIGKILL_ACTION else signal.SIGTERM
-    sent = client.signal(sig)
-    if sent:
-        log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1, why)
+        sent = True
+    else:
+        sig = signal.SIGKILL if action == SIGKILL_ACTION else signal.SIGTERM
+        sent = client.signal(sig)
+        if sent:
+            log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1,
+                        why)
+    if sent and counters is not None:
+        step = {KILLPATH_ACTION: STEP_KILLPATH, SIGKILL_ACTION: STEP_SIGKILL}.get(action, STEP_SIGTERM)
+        counters.inc(ESCALATION, lockspace=lockspace, step=step, cause=cause)
     return sent
 
 
@@ -77,9 +85,11 @@ class SupervisedDaemon(Protocol):
 
 
 class Supervisor:
-    def __init__(self, daemon: SupervisedDaemon, runtime: Runtime = SYSTEM_RUNTIME) -> None:
+    def __init__(self, daemon: SupervisedDaemon, runtime: Runtime = SYSTEM_RUNTIME,
+                 counters: Counters | None = None) -> None:
         self.daemon = daemon
         self.runtime = runtime
+        self.counters = counters
         self.clock = runtime.clock
         self._recoveries: dict[int, Recovery] = {}
         self._cond = threading.Condition()
@@ -190,7 +200,8 @@ class Supervisor:
                 continue
             why = (f"lockspace {rec.ls.name} {rec.reason}; holds {', '.join(leases)}; "
                    f"SIGKILL at {max(0.0, rec.sigkill_at - now):.1f} s")
-            if signal_holder(client, action, why):
+            if signal_holder(client, action, why, counters=self.counters, lockspace=rec.ls.name,
+                             cause=CAUSE_RECOVERY):
                 client.kill_count += 1
                 client.last_kill = now
         return max(wake, now + 0.05)
