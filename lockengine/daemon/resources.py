@@ -139,9 +139,12 @@ class ResourceManager:
     def _count(self, kind: str, names: list[str], start: float, exc: BaseException | None, **labels: str) -> None:
         """One call in the counters (counters.py), under each lockspace it named that this host has (a name
         it does not have counts as "": a client cannot grow the label set without bound)."""
-        result = RESULT_OK if exc is None else str(error_document(exc)["name"])
-        spaces = [n if self._lockspace(n) is not None else "" for n in names]
-        self.counters.call(kind, spaces, result, self.runtime.clock() - start, **labels)
+        try:
+            result = RESULT_OK if exc is None else str(error_document(exc)["name"])
+            spaces = [n if self._lockspace(n) is not None else "" for n in names]
+            self.counters.call(kind, spaces, result, self.runtime.clock() - start, **labels)
+        except Exception:  # counting must never change what the call did or answers
+            log.exception("counting a %s call failed", kind)
 
     # ------------------------------------------------------------------ acquire
 

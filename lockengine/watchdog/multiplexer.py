@@ -232,9 +232,13 @@ class WatchdogMultiplexer:
             if self._petting or self._stopped_reason != reason:
                 log.error("watchdog %s: petting stopped: %s; the device resets the host %d s after the last pet",
                           self.backend.device, reason, self.backend.timeout)
-            if self._petting and culprit is not None and self.on_stopped is not None:
-                self.on_stopped(culprit)
+            was_petting = self._petting
             self._petting, self._stopped_reason = False, reason
+            if was_petting and culprit is not None and self.on_stopped is not None:
+                try:
+                    self.on_stopped(culprit)  # counting only: never in the way of the decision above
+                except Exception:
+                    log.exception("watchdog: reporting the stop failed")
             return False
 
     def run(self) -> None:
