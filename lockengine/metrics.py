@@ -98,9 +98,26 @@ class _Writer:
             self.lines.append(f"# TYPE {name} {kind}")
         sample_name = f"{name}_total" if kind == "counter" else name
         for labels, value in rows:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-            self.lines.append(f"{sample_name}{{{label_text}}} {_number(value)}" if label_text
-                              else f"{sample_name} {_number(value)}")
+            self._sample(sample_name, labels, value)
+
+    def histogram(self, name: str, text: str, rows: Iterable[tuple[dict[str, object], dict[str, Any]]]) -> None:
+        """A histogram family from the daemon's rows (counters.py): cumulative ``_bucket{le}``, +Inf,
+        ``_sum`` and ``_count``."""
+        rows = list(rows)
+        if not rows:
+            return
+        self.lines.append(f"# HELP {name} {text}")
+        self.lines.append(f"# TYPE {name} histogram")
+        for labels, row in rows:
+            for le, n in row.get("buckets", []):
+                self._sample(f"{name}_bucket", {**labels, "le": _number(float(le))}, int(n))
+            self._sample(f"{name}_bucket", {**labels, "le": "+Inf"}, int(row["count"]))
+            self._sample(f"{name}_sum", labels, float(row["sum"]))
+            self._sample(f"{name}_count", labels, int(row["count"]))
+
+    def _sample(self, name: str, labels: dict[str, object], value: float | int | bool) -> None:
+        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        self.lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -183,7 +200,33 @@ def render(snap: Snapshot) -> str:
              "1 while the daemon stops the lease holders of a lockspace that lost its lease.",
              [({"lockspace": r["lockspace"], "reason": r.get("reason", "")}, 1) for r in st.get("recovering", [])])
     _watchdog_metrics(w, daemon.get("watchdog") or {}, snap.monotime)
+    _counter_metrics(w, st.get("counters") or {})
     return w.text()
+
+
+def _counter_metrics(w: _Writer, counters: dict[str, list[dict[str, Any]]]) -> None:
+    """What the daemon counted since it started (lockengine/daemon/counters.py); a daemon restart starts
+    them at 0 again, which Prometheus's rate() and increase() expect of a counter."""
+    def rows(family: str, *labels: str) -> list[tuple[dict[str, object], dict[str, Any]]]:
+        return [({k: r.get(k, "") for k in labels}, r) for r in counters.get(family, [])]
+
+    w.metric("lockengine_lease_acquires", "counter",
+             "Lease acquire calls since the daemon started, by lockspace and result (ok, or the error name); a "
+             "call naming several lockspaces counts in each.",
+             [(labels, int(r["count"])) for labels, r in rows("acquires", "lockspace", "result")])
+    w.histogram("lockengine_lease_acquire_seconds", "Duration of lease acquire calls (all results).",
+                rows("acquire_seconds", "lockspace"))
+    w.metric("lockengine_lease_releases", "counter",
+             "Lease releases since the daemon started, by lockspace, result and cause (call: a release call; "
+             "exit: the holder's connection closed).",
+             [(labels, int(r["count"])) for labels, r in rows("releases", "lockspace", "result", "cause")])
+    w.histogram("lockengine_lease_release_seconds", "Duration of lease releases (all results and causes).",
+                rows("release_seconds", "lockspace"))
+    w.metric("lockengine_escalation_steps", "counter",
+             "Escalation steps this daemon took, by lockspace, step (request: a release request acted on; "
+             "killpath, sigterm, sigkill: sent to a holder; watchdog_stop: petting stopped because of the "
+             "lockspace) and cause (request, recovery, rem_lockspace, shutdown, renewal).",
+             [(labels, int(r["count"])) for labels, r in rows("escalation", "lockspace", "step", "cause")])
 
 
 def _age(ls: dict[str, Any], now: float) -> float:

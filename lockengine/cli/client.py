@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from ..client import Client, run_dir
+from ..client import Client, DaemonError, run_dir
 from ..errors import InputError
 from ..states import LockspaceState
-from ..strings import MAX_HOST_ID, format_resource, parse_lockspace, parse_resource, split_fields
+from ..strings import MAX_HOST_ID, ResourceSpec, format_resource, parse_lockspace, parse_resource, split_fields
 from .output import emit, json_parent
 
 Handler = Callable[[argparse.Namespace], int]
@@ -55,6 +58,89 @@ def _int(text: str | None, field: str, default: int = 0, low: int = 0, high: int
 def _ok(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
     emit(args, {"ok": True, **result}, text)
     return 0
+
+
+# --------------------------------------------------------------------------- progress of long waits
+
+PROGRESS_FIRST = 2.0  # a wait shorter than this stays silent
+PROGRESS_EVERY = 5.0  # then a line at least this often (and whenever the daemon's message changes)
+PROGRESS_POLL = 1.0
+_WAITING = re.compile(r"waiting (\d+) s for (host id \d+)(.*)", re.DOTALL)
+
+
+def join_progress(message: str, elapsed: float) -> str:
+    """The daemon's join progress (``waiting 20 s for host id 3``) as ``waiting for host id 3: 12 s of 20 s``;
+    ``elapsed`` counts from when the message was first seen."""
+    m = _WAITING.fullmatch(message)
+    if m is None:
+        return message
+    return f"waiting for {m[2]}: {int(elapsed)} s of {m[1]} s{m[3]}"
+
+
+class Progress:
+    """A wait reported as it goes, by a background thread: a line on stderr (unless --quiet) once the wait
+    passes PROGRESS_FIRST seconds, then every PROGRESS_EVERY seconds or when ``look`` says something new.
+    The lines and the seconds waited also go into the verb's reply (``progress``, ``waited``).
+
+    ``look`` returns what is being waited for now (None: nothing to say); ``describe`` turns it and the
+    seconds since it was first seen into the line."""
+
+    def __init__(self, args: argparse.Namespace, what: str, look: Callable[[], str | None],
+                 describe: Callable[[str, float], str] = lambda msg, elapsed: f"{msg}: {int(elapsed)} s") -> None:
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.what = what
+        self.look = look
+        self.describe = describe
+        self.lines: list[str] = []
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def reply(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {**result, "waited": round(time.monotonic() - self.started, 1), "progress": list(self.lines)}
+
+    def _run(self) -> None:
+        seen: str | None = None
+        seen_at = said_at = self.started
+        said: str | None = None
+        while not self._done.wait(PROGRESS_POLL):
+            now = time.monotonic()
+            try:
+                message = self.look()
+            except (DaemonError, OSError):
+                continue  # not there yet, or the daemon is busy: the wait itself reports failures
+            if message != seen:
+                # The first thing to wait for began with the verb (up to a poll before we saw it).
+                seen, seen_at = message, (self.started if seen is None else now)
+            if message is None or now - self.started < PROGRESS_FIRST:
+                continue
+            if message != said or now - said_at >= PROGRESS_EVERY:
+                said, said_at = message, now
+                self._say(self.describe(message, now - seen_at))
+
+    def _say(self, text: str) -> None:
+        line = f"{self.what}: {text}"
+        self.lines.append(line)
+        if not self.quiet and not self._done.is_set():
+            sys.stderr.write(f"lockengine: {line}\n")
+            sys.stderr.flush()
+
+
+def _join_look(args: argparse.Namespace, name: str) -> Callable[[], str | None]:
+    """The join's progress as the daemon reports it (inq_lockspace, on a connection of its own)."""
+    def look() -> str | None:
+        with Client(run_directory=args.run_dir or run_dir(), timeout=PROGRESS_EVERY) as c:
+            st = c.inq_lockspace(name)
+        return str(st["progress"]) if st.get("state") == LockspaceState.ADD and st.get("progress") else None
+    return look
 
 
 # --------------------------------------------------------------------------- verbs
@@ -107,10 +193,14 @@ def cmd_add_lockspace(args: argparse.Namespace) -> int:
     if ls.host_id < 1:
         raise InputError("-s host_id", ls.host_id, "give this host's id, 1 or more")
     io = _int(args.io_timeout, "io_timeout", 0, 0, 255)
-    with _client(args) as c:
-        result = c.add_lockspace(ls.name, ls.host_id, ls.path, ls.offset, io_timeout=io, wait=not args.async_)
-    word = "started" if args.async_ else "done"
-    return _ok(args, result, f"add_lockspace {word} 0")
+    if args.async_:
+        with _client(args) as c:
+            result = c.add_lockspace(ls.name, ls.host_id, ls.path, ls.offset, io_timeout=io, wait=False)
+        return _ok(args, result, "add_lockspace started 0")
+    with _client(args) as c, Progress(args, f"add_lockspace {ls.name}", _join_look(args, ls.name),
+                                      join_progress) as progress:
+        result = c.add_lockspace(ls.name, ls.host_id, ls.path, ls.offset, io_timeout=io, wait=True)
+    return _ok(args, progress.reply(result), "add_lockspace done 0")
 
 
 def cmd_inq_lockspace(args: argparse.Namespace) -> int:
@@ -167,9 +257,15 @@ def cmd_log_dump(args: argparse.Namespace) -> int:
 
 def cmd_acquire(args: argparse.Namespace) -> int:
     specs = [parse_resource(r, "-r") for r in args.resource]
-    with _client(args) as c:
+    with _client(args) as c, _acquire_progress(args, specs) as progress:
         result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait)
-    return _ok(args, result, f"acquire pid {result['pid']} done 0")
+    return _ok(args, progress.reply(result), f"acquire pid {result['pid']} done 0")
+
+
+def _acquire_progress(args: argparse.Namespace, specs: list[ResourceSpec]) -> Progress:
+    """An acquire waits inside the daemon (for an owner that stopped renewing to count as dead): say so."""
+    names = ", ".join(f"{s.lockspace}:{s.name}" for s in specs)
+    return Progress(args, f"acquire {names}", lambda: "still acquiring", lambda msg, elapsed: f"{msg}: {int(elapsed)} s")
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -241,7 +337,8 @@ def cmd_command(args: argparse.Namespace) -> int:
     c = _client(args)
     c.connect()
     c.register(name=os.path.basename(argv[0])[:64], killpath=killpath)
-    c.acquire(specs)
+    with _acquire_progress(args, specs):
+        c.acquire(specs)
     os.set_inheritable(c.fileno(), True)  # the connection must live exactly as long as the command
     sys.stdout.flush()
     try:
@@ -274,6 +371,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("-s", dest="lockspace", metavar="LS:ID:PATH:OFF", required=True)
     p.add_argument("-o", "--io-timeout", help="seconds (default: the daemon's)")
     p.add_argument("--async", dest="async_", action="store_true", help="return at once; see inq_lockspace")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while waiting")
 
     for name, handler, text in (("inq_lockspace", cmd_inq_lockspace, "state of a lockspace (and join progress)"),
                                 ("rem_lockspace", cmd_rem_lockspace, "leave a lockspace (SIGKILLs its holders)")):
@@ -312,6 +410,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         if name == "acquire":
             p.add_argument("--nowait", action="store_true",
                            help="fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die")
+            p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while waiting")
         else:
             p.add_argument("--all", action="store_true", help="release every lease of PID")
 
@@ -337,6 +436,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER|:SH]", action="append", required=True)
     p.add_argument("--killpath", metavar="'PROG ARGS'", help="run this (once) instead of SIGTERM on a graceful "
                                                             "request or lease loss")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while acquiring")
     p.add_argument("-c", dest="command_argv", nargs=argparse.REMAINDER, help="the command (sanlock style)")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     return client

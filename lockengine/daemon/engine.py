@@ -24,6 +24,7 @@ from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
 from .armed import ArmedMarker, ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
+from .counters import CAUSE_RENEWAL, CAUSE_REQUEST, ESCALATION, STEP_REQUEST, STEP_WATCHDOG, Counters
 from .escalation import Action, Supervisor, signal_holder
 from .lockspace import Lockspace
 from .log import RingHandler, get_logger
@@ -74,8 +75,9 @@ class Daemon:
         self.lockspaces: dict[str, Lockspace] = {}
         self.last_errors: dict[str, dict[str, object]] = {}
         self._ls_lock = threading.Lock()
-        self.resources = ResourceManager(self.storages, self._lockspace, runtime)
-        self.supervisor = Supervisor(self, runtime)
+        self.counters = Counters()
+        self.resources = ResourceManager(self.storages, self._lockspace, runtime, self.counters)
+        self.supervisor = Supervisor(self, runtime, self.counters)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="worker")
         # Set when this daemon found its host unclean at start (an armed marker): no joins, no pets.
         self.refusing: str | None = None
@@ -95,6 +97,7 @@ class Daemon:
             return
         system = self.runtime.spawn is SYSTEM_RUNTIME.spawn
         self.watchdog.on_registrations = self._registrations_changed
+        self.watchdog.on_stopped = self._watchdog_stopped
         self.watchdog.start(thread=system)
         if not system:
             self.runtime.spawn("watchdog", self.watchdog.run)
@@ -110,6 +113,11 @@ class Daemon:
             self.armed.set(os.getpid(), names)
         else:
             self.armed.clear()
+
+    def _watchdog_stopped(self, registration: str) -> None:
+        """Petting stopped because of this lockspace's registration (``lockengine_NAME:ID``): the last step."""
+        name = registration.removeprefix("lockengine_").rpartition(":")[0] or registration
+        self.counters.inc(ESCALATION, lockspace=name, step=STEP_WATCHDOG, cause=CAUSE_RENEWAL)
 
     @staticmethod
     def _spec_of(lsc: LockspaceConfig) -> LockspaceSpec:
@@ -282,7 +290,8 @@ class Daemon:
             if now - last_sent >= 1.0:
                 last_sent = now
                 for client, leases in holders.items():
-                    signal_holder(client, Action.SIGKILL, f"{why} of {ls.name}; holds {', '.join(leases)}")
+                    signal_holder(client, Action.SIGKILL, f"{why} of {ls.name}; holds {', '.join(leases)}",
+                                  counters=self.counters, lockspace=ls.name, cause=why)
             self.runtime.wait(self._holders_event, 0.2)
             self._holders_event.clear()
 
@@ -358,7 +367,9 @@ class Daemon:
             client = a.held.client
             action = Action.SIGKILL if a.force_mode == 1 else Action.KILLPATH if client.killpath else Action.SIGTERM
             mode = "force" if a.force_mode == 1 else "graceful"
-            signal_holder(client, action, f"{mode} request for {a.held.label} (lver {a.req_lver})")
+            self.counters.inc(ESCALATION, lockspace=ls.name, step=STEP_REQUEST, cause=CAUSE_REQUEST)
+            signal_holder(client, action, f"{mode} request for {a.held.label} (lver {a.req_lver})",
+                          counters=self.counters, lockspace=ls.name, cause=CAUSE_REQUEST)
         return actions
 
     # ------------------------------------------------------------------ status
@@ -384,6 +395,7 @@ class Daemon:
             "recovering": [{"lockspace": r.ls.name, "reason": r.reason, "forced": r.forced,
                             "sigkill_in": round(max(0.0, r.sigkill_at - self.clock()), 1)}
                            for r in self.supervisor.recovering()],
+            "counters": self.counters.snapshot(),
         }
 
     # ------------------------------------------------------------------ shutdown

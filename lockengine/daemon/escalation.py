@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from .clients import Client
+from .counters import CAUSE_RECOVERY, ESCALATION, STEP_KILLPATH, STEP_SIGKILL, STEP_SIGTERM, Counters
 from .lockspace import Lockspace
 from .log import get_logger
 from .proc import SYSTEM_RUNTIME, Runtime
@@ -61,16 +62,23 @@ def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) ->
     return Action.SIGTERM
 
 
-def signal_holder(client: Client, action: Action, why: str) -> bool:
-    """Send one escalation step and log it with the pid and the leases; False if the pid is gone."""
+def signal_holder(client: Client, action: Action, why: str, *, counters: Counters | None = None,
+                  lockspace: str = "", cause: str = "") -> bool:
+    """Send one escalation step and log it with the pid and the leases; False if the pid is gone.
+    A step taken is counted in ``counters`` (escalation steps by lockspace, step and cause)."""
     if action == Action.KILLPATH:
         client.killpath_sent = True
         client.processes.run_killpath(client, why)  # the process-control seam (production: run_killpath)
-        return True
-    sig = signal.SIGKILL if action == Action.SIGKILL else signal.SIGTERM
-    sent = client.signal(sig)
-    if sent:
-        log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1, why)
+        sent = True
+    else:
+        sig = signal.SIGKILL if action == Action.SIGKILL else signal.SIGTERM
+        sent = client.signal(sig)
+        if sent:
+            log.warning("kill pid %d (%s) %s count %d: %s", client.pid, client.name, action, client.kill_count + 1,
+                        why)
+    if sent and counters is not None:
+        step = {Action.KILLPATH: STEP_KILLPATH, Action.SIGKILL: STEP_SIGKILL}.get(action, STEP_SIGTERM)
+        counters.inc(ESCALATION, lockspace=lockspace, step=step, cause=cause)
     return sent
 
 
@@ -85,9 +93,11 @@ class SupervisedDaemon(Protocol):
 
 
 class Supervisor:
-    def __init__(self, daemon: SupervisedDaemon, runtime: Runtime = SYSTEM_RUNTIME) -> None:
+    def __init__(self, daemon: SupervisedDaemon, runtime: Runtime = SYSTEM_RUNTIME,
+                 counters: Counters | None = None) -> None:
         self.daemon = daemon
         self.runtime = runtime
+        self.counters = counters
         self.clock = runtime.clock
         self._recoveries: dict[int, Recovery] = {}
         self._cond = threading.Condition()
@@ -198,7 +208,8 @@ class Supervisor:
                 continue
             why = (f"lockspace {rec.ls.name} {rec.reason}; holds {', '.join(leases)}; "
                    f"SIGKILL at {max(0.0, rec.sigkill_at - now):.1f} s")
-            if signal_holder(client, action, why):
+            if signal_holder(client, action, why, counters=self.counters, lockspace=rec.ls.name,
+                             cause=CAUSE_RECOVERY):
                 client.kill_count += 1
                 client.last_kill = now
         return max(wake, now + 0.05)

@@ -10,18 +10,18 @@ take the leases once our host counts as dead (facts §10).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..errors import InputError, LockError
+from ..errors import InputError, LockError, error_document
 from ..ondisk import REQ_DISK_MAGIC, REQ_FORCE, REQ_GRACEFUL, Geometry
 from ..paxos import PaxosLease, read_request
 from ..states import LockspaceState, ResourceState
 from ..storage import DirectStorage, Storage
 from ..strings import ResourceSpec, format_resource
 from .clients import Client
+from .counters import ACQUIRES, CAUSE_CALL, CAUSE_EXIT, RELEASES, RESULT_OK, Counters
 from .lockspace import Lockspace
 from .log import get_logger
 from .proc import SYSTEM_RUNTIME, Runtime
@@ -96,10 +96,12 @@ class RequestAction:
 
 class ResourceManager:
     def __init__(
-        self, storages: StoragePool, lockspace: Callable[[str], Lockspace | None], runtime: Runtime = SYSTEM_RUNTIME
+        self, storages: StoragePool, lockspace: Callable[[str], Lockspace | None], runtime: Runtime = SYSTEM_RUNTIME,
+        counters: Counters | None = None,
     ) -> None:
         self.storages = storages
         self.runtime = runtime
+        self.counters = counters if counters is not None else Counters()
         self._lockspace = lockspace
         self._held: dict[tuple[str, str], Held] = {}  # the holder that won the lease on disk
         self._sharers: dict[tuple[str, str], list[Held]] = {}  # more local holders of a shared one
@@ -134,10 +136,30 @@ class ResourceManager:
             raise LockError("EAGAIN", f"lockspace {name!r} is being removed on this host")
         return ls
 
+    def _count(self, kind: str, names: list[str], start: float, exc: BaseException | None, **labels: str) -> None:
+        """One call in the counters (counters.py), under each lockspace it named that this host has (a name
+        it does not have counts as "": a client cannot grow the label set without bound)."""
+        try:
+            result = RESULT_OK if exc is None else str(error_document(exc)["name"])
+            spaces = [n if self._lockspace(n) is not None else "" for n in names]
+            self.counters.call(kind, spaces, result, self.runtime.clock() - start, **labels)
+        except Exception:  # counting must never change what the call did or answers
+            log.exception("counting a %s call failed", kind)
+
     # ------------------------------------------------------------------ acquire
 
     def acquire(self, client: Client, specs: list[ResourceSpec], *, nowait: bool = False) -> list[Held]:
         """All or nothing: on any failure the leases won so far are released again."""
+        start, failure = self.runtime.clock(), None
+        try:
+            return self._acquire(client, specs, nowait)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._count(ACQUIRES, [s.lockspace for s in specs], start, failure)
+
+    def _acquire(self, client: Client, specs: list[ResourceSpec], nowait: bool) -> list[Held]:
         if not 1 <= len(specs) <= MAX_PER_CALL:
             raise InputError("resources", len(specs), f"give 1 to {MAX_PER_CALL} resources per call")
         spaces: dict[str, Lockspace] = {}
@@ -302,6 +324,17 @@ class ResourceManager:
 
     def release(self, client: Client, specs: list[ResourceSpec] | None) -> list[Held]:
         """Release the named leases of ``client`` (all of them when ``specs`` is None)."""
+        start, failure = self.runtime.clock(), None
+        names = [s.lockspace for s in specs] if specs is not None else [h.spec.lockspace for h in self.of_client(client)]
+        try:
+            return self._release(client, specs)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._count(RELEASES, names, start, failure, cause=CAUSE_CALL)
+
+    def _release(self, client: Client, specs: list[ResourceSpec] | None) -> list[Held]:
         with self._lock:
             if specs is None:
                 todo = [h for h in self._every() if h.client is client and h.state == ResourceState.HELD]
@@ -340,11 +373,16 @@ class ResourceManager:
                         todo.append(h)
                     h.state = ResourceState.ORPHAN
         released = []
+        start, failure = self.runtime.clock(), None
         for h in todo:
             # A failure is logged by _release_on_disk; the record is gone either way.
-            with contextlib.suppress(LockError, OSError):
+            try:
                 if self._release_on_disk(h):
                     released.append(h)
+            except (LockError, OSError) as exc:
+                failure = failure or exc
+        if todo:
+            self._count(RELEASES, [h.spec.lockspace for h in todo], start, failure, cause=CAUSE_EXIT)
         return released
 
     def _release_on_disk(self, h: Held) -> bool:

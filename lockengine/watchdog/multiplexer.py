@@ -58,6 +58,8 @@ class WatchdogMultiplexer:
         self._wait = wait if wait is not None else (lambda ev, t: ev.wait(max(0.0, t)))
         # Told the registered names after every change (the daemon keeps its "armed" marker with it).
         self.on_registrations: Callable[[list[str]], None] | None = None
+        # Told the registration's name when a pass stops petting because of it (the daemon counts it).
+        self.on_stopped: Callable[[str], None] | None = None
         self._lock = threading.RLock()
         self._registrations: dict[str, Registration] = {}
         self._opened = False
@@ -200,17 +202,18 @@ class WatchdogMultiplexer:
             if not self._opened or self._closed:
                 return False
             now = self._clock()
-            reason = None
+            reason = culprit = None
             for reg in sorted(self._registrations.values(), key=lambda r: r.expiry):
                 if now >= reg.expiry:
                     self._expire(reg, now)
                 if reg.expired:
-                    reason = f"lockspace {reg.name!r} expired at {reg.expiry:.1f}"
+                    reason, culprit = f"lockspace {reg.name!r} expired at {reg.expiry:.1f}", reg.name
                     break
                 if now >= reg.expiry - self.test_interval:
                     # Stable wording (no "now"): the failure is logged once, not on every pass.
                     reason = (f"lockspace {reg.name!r} is within the test interval {self.test_interval:g} s "
                               f"of its expiry at {reg.expiry:.1f}")
+                    culprit = reg.name
                     break
             if reason is None:
                 try:
@@ -229,7 +232,13 @@ class WatchdogMultiplexer:
             if self._petting or self._stopped_reason != reason:
                 log.error("watchdog %s: petting stopped: %s; the device resets the host %d s after the last pet",
                           self.backend.device, reason, self.backend.timeout)
+            was_petting = self._petting
             self._petting, self._stopped_reason = False, reason
+            if was_petting and culprit is not None and self.on_stopped is not None:
+                try:
+                    self.on_stopped(culprit)  # counting only: never in the way of the decision above
+                except Exception:
+                    log.exception("watchdog: reporting the stop failed")
             return False
 
     def run(self) -> None:

@@ -148,6 +148,17 @@ released:
     - With O(wait=true) or O(state=force_released), whether the lease is free (or taken by another host) at the end.
   returned: when known
   type: bool
+waited:
+  description: Seconds this run waited for the owner to let go, with O(wait=true).
+  returned: when this run waited
+  type: float
+  sample: 12.0
+progress:
+  description: What the wait saw as it went, about every 5 s (also returned when O(wait_timeout) runs out).
+  returned: when this run waited
+  type: list
+  elements: str
+  sample: ["owner host_id 2 still holds LS:R1 at lver 7: 0 s of 120 s", "owner host_id 2 still holds LS:R1 at lver 7: 5 s of 120 s"]
 log_line:
   description: The line appended to O(log_file) by a force-release.
   returned: when a force-release was done
@@ -179,6 +190,7 @@ MODE_CODES = {"force": 1, "graceful": 2}
 # force (SIGKILL) is stronger than graceful: a pending force request already covers a graceful one.
 STRENGTH = {"none": 0, "graceful": 1, "force": 2}
 POLL_SECONDS = 1.0
+PROGRESS_SECONDS = 5.0
 
 
 def build_argument_spec():
@@ -254,12 +266,20 @@ def request_release(module, engine, p, offset, view, lease):
             return result
         result["request"].update(lver=reply.get("lver", want), owner_id=reply.get("owner_id", lease["owner_id"]))
     if p["wait"] and not module.check_mode:
-        deadline = time.monotonic() + p["wait_timeout"]
+        start = time.monotonic()
+        deadline = start + p["wait_timeout"]
+        result["progress"], said_at = [], None
         while True:
             now = read_lease(module, engine, p, offset, view)
+            elapsed = time.monotonic() - start
+            result["waited"] = round(elapsed, 1)
             if gone_or_moved(now, lease):
                 result["released"] = True
                 break
+            if said_at is None or elapsed - said_at >= PROGRESS_SECONDS:
+                said_at = elapsed
+                result["progress"].append("owner host_id %s still holds %s:%s at lver %s: %d s of %d s" % (
+                    now["owner_id"], p["lockspace"], p["name"], now["lver"], elapsed, p["wait_timeout"]))
             if time.monotonic() >= deadline:
                 module.fail_json(
                     msg="owner host_id %s did not release %s:%s within wait_timeout %d s; a release takes up to "

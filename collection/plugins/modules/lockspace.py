@@ -144,6 +144,18 @@ daemon_state:
   returned: when O(state) is V(joined) or V(left)
   type: str
   sample: JOINED
+waited:
+  description: Seconds this run waited for the join (the daemon's delta lease acquire, 2 x io_timeout on a free slot).
+  returned: when this run waited for a join
+  type: float
+  sample: 20.3
+progress:
+  description:
+    - What the join waited for, as it went (about every 5 s, and whenever the daemon's progress changed).
+  returned: when this run waited for a join
+  type: list
+  elements: str
+  sample: ["add_lockspace LS: waiting for host id 3: 2 s of 20 s", "add_lockspace LS: waiting for host id 3: 7 s of 20 s"]
 geometry:
   description: Geometry of the lockspace area as read from disk (requested values in check mode).
   returned: when O(state) is V(initialized) or V(joined)
@@ -200,6 +212,7 @@ from ansible_collections.lockengine.cluster.plugins.module_utils.engine import (
 )
 
 POLL_SECONDS = 1.0
+PROGRESS_SECONDS = 5.0
 
 
 def build_argument_spec():
@@ -301,16 +314,27 @@ def member(entry):
                 offset=entry.get("offset"), daemon_state=entry.get("state"))
 
 
-def wait_joined(module, engine, name, timeout):
-    deadline = time.monotonic() + timeout
+def wait_joined(module, engine, name, timeout, result):
+    """Poll until a join another run started ends; its progress goes into ``result`` (waited, progress)."""
+    start = time.monotonic()
+    deadline = start + timeout
+    said, said_at = None, None
+    result["progress"] = []
     while True:
         entry = lockspace_entry(engine.require_daemon("waiting for lockspace %s" % name), name)
+        now = time.monotonic()
+        result["waited"] = round(now - start, 1)
         if entry is None or entry.get("state") != "ADD":
             return entry
-        if time.monotonic() >= deadline:
+        message = entry.get("progress") or "joining"
+        if message != said or now - said_at >= PROGRESS_SECONDS:
+            said, said_at = message, now
+            result["progress"].append("add_lockspace %s: %s (%d s of wait_timeout %d s)"
+                                      % (name, message, now - start, timeout))
+        if now >= deadline:
             module.fail_json(
                 msg="lockspace %s is still joining (ADD) after wait_timeout %d s; raise wait_timeout or "
-                "check the daemon's log (lockengine client log_dump)" % (name, timeout)
+                "check the daemon's log (lockengine client log_dump)" % (name, timeout), **result
             )
         time.sleep(POLL_SECONDS)
 
@@ -350,7 +374,7 @@ def join(module, engine, p, offset):
                 % (name, entry.get("host_id"), entry.get("path"), entry.get("offset"), p["host_id"], p["path"], offset)
             )
         if entry.get("state") == "ADD" and p["wait"]:
-            entry = wait_joined(module, engine, name, p["wait_timeout"])
+            entry = wait_joined(module, engine, name, p["wait_timeout"], result)
         state = (entry or {}).get("state")
         if state in ("REM", "FAILED") or entry is None:
             module.fail_json(
@@ -385,6 +409,8 @@ def join(module, engine, p, offset):
         }.get(exc.name, "see the daemon's log (lockengine client log_dump)")
         engine.fail(exc, "joining lockspace %s as host_id %d failed (%s)" % (name, p["host_id"], hint))
     result.update(generation=reply.get("generation"), daemon_state=reply.get("state", "JOINED" if p["wait"] else "ADD"))
+    if "waited" in reply:  # the engine reports how the join went (lockengine client add_lockspace)
+        result.update(waited=reply["waited"], progress=reply.get("progress") or [])
     return result
 
 
