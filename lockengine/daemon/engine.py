@@ -99,14 +99,23 @@ class Daemon:
         self.watchdog.on_registrations = self._registrations_changed
         self.watchdog.on_stopped = self._watchdog_stopped
         self.watchdog.start(thread=system)
-        if not system:
-            self.runtime.spawn("watchdog", self.watchdog.run)
-        self.supervisor.start()
-        for lsc in self.config.lockspaces:
-            try:
-                self.add_lockspace(self._spec_of(lsc), lsc.io_timeout)
-            except (LockError, InputError) as exc:
-                log.error("s %s: configured lockspace not joined: %s", lsc.name, exc)
+        try:
+            if not system:
+                self.runtime.spawn("watchdog", self.watchdog.run)
+            self.supervisor.start()
+            for lsc in self.config.lockspaces:
+                try:
+                    self.add_lockspace(self._spec_of(lsc), lsc.io_timeout)
+                except (LockError, InputError) as exc:
+                    log.error("s %s: configured lockspace not joined: %s", lsc.name, exc)
+        except BaseException:
+            # A start that fails once the device is open must not leave it armed with nothing to
+            # protect (the host would reset for no lease). shutdown(clean=True) disarms only while no
+            # lockspace is registered; a joined lockspace keeps it armed, as its holders need.
+            disarmed = self.watchdog.shutdown(clean=True)
+            log.critical("start failed after the watchdog was opened; watchdog %s",
+                         "disarmed" if disarmed else "left armed (a lockspace is registered)")
+            raise
 
     def _registrations_changed(self, names: list[str]) -> None:
         if names:

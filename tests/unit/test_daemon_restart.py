@@ -97,3 +97,43 @@ def test_a_device_that_fires_later_than_the_fire_timeout_is_refused() -> None:
         mux.start(thread=False)
     assert exc.value.name == "WD_ERROR" and "90 s" in exc.value.message and "60 s" in exc.value.message
     assert dev.events == ["open", "magic_close"]  # nothing registered yet: disarmed, never petted
+
+
+class FailingSupervisor(Exception):
+    pass
+
+
+def test_a_start_that_fails_after_the_watchdog_opened_disarms_it(tmp_path: Path) -> None:
+    """Nothing registered yet: the device is magic-closed, not left armed to reset the host."""
+    dev = RecordingDevice(10)
+    mux = WatchdogMultiplexer(dev, 10)  # type: ignore[arg-type]
+    d = Daemon(config(tmp_path), mux)
+
+    def boom() -> None:
+        raise FailingSupervisor("thread start failed")
+
+    d.supervisor.start = boom  # type: ignore[method-assign]
+    with pytest.raises(FailingSupervisor):
+        d.start()
+    assert "open" in dev.events and dev.events[-1] == "magic_close"
+    assert "close_unclean" not in dev.events
+
+
+def test_a_start_that_fails_with_a_lockspace_registered_leaves_the_watchdog_armed(tmp_path: Path) -> None:
+    dev = RecordingDevice(10)
+    mux = WatchdogMultiplexer(dev, 10)  # type: ignore[arg-type]
+    d = Daemon(config(tmp_path), mux)
+    started = d.supervisor.start
+
+    def register_then_fail() -> None:
+        started()
+        mux.register("lockengine_LS:1", 1e12)
+        raise FailingSupervisor("failed after a join")
+
+    d.supervisor.start = register_then_fail  # type: ignore[method-assign]
+    try:
+        with pytest.raises(FailingSupervisor):
+            d.start()
+        assert "magic_close" not in dev.events and dev.events[-1] == "close_unclean"
+    finally:
+        d.supervisor.stop()
