@@ -5,7 +5,8 @@ registration, lease, disk and daemon commands (lockspace and event commands: loc
 waits) on the daemon's worker pool; every outcome, including every failure, becomes one reply with
 sanlock's result code. Commands aimed at a registered client (ACQUIRE, RELEASE, INQUIRE, KILLPATH,
 CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one such command in
-flight at a time (a second gets -EBUSY), as in sanlock.
+flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.py (the JSON socket's
+rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
 Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
 leases, num_hosts on acquire, convert, multi-disk resources, set_event flags other than
@@ -23,12 +24,13 @@ from collections.abc import Callable
 
 from ...errors import InputError, LockError
 from ...paxos import read_leader
+from ...storage import Storage
 from ...strings import ResourceSpec, check_name, check_path
 from ..clients import Client
 from ..engine import CallContext, Daemon
 from ..log import get_logger
 from ..resources import HELD
-from . import disk, views, wire
+from . import access, disk, views, wire
 from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
 from .wire import Request, WireError
@@ -56,6 +58,11 @@ class Commands:
             return
         if self.d.stopping and h.cmd not in WHILE_STOPPING:
             self._fail(req, LockError("EAGAIN", "the daemon is shutting down"), done)
+            return
+        try:
+            access.command(self.d, caller, h.cmd)
+        except LockError as exc:
+            self._fail(req, exc, done)
             return
         entry = TABLE.get(h.cmd)
         target = TARGETED.get(h.cmd)
@@ -94,6 +101,7 @@ class Commands:
                 raise WireError(-errno.ESTALE, f"pid {client.pid} registered on this connection has exited")
         else:
             client = self.d.clients.get(pid)  # ESRCH
+            access.target(self.d, caller, client)  # EPERM: a process of another uid
         with self._busy_lock:
             if client in self._busy:
                 raise WireError(-errno.EBUSY, f"pid {client.pid} already has a command in progress")
@@ -168,6 +176,7 @@ class Commands:
             if res.flags & wire.RES_NUM_HOSTS:
                 raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
             spec = resource_spec(res, f"resources[{i}]")
+            access.path(self.d, caller, spec.path, f"resources[{i}].disks[0].path")
             if spec.lver == 0 and not spec.shared:
                 self._require_lver_zero(spec)
             specs.append(spec)
@@ -219,6 +228,8 @@ class Commands:
         if h.data not in (0, 1, 2):
             raise InputError("force_mode (header data)", h.data_signed, "use 1 (force), 2 (graceful) or 0 (clear)")
         lver = None if h.cmd_flags & wire.REQUEST_NEXT_LVER else req.resources[0].lver
+        access.request(self.d, caller, spec.lockspace, spec.name)
+        access.path(self.d, caller, spec.path, "resource.disks[0].path")
         self.d.request(spec, lver, h.data)
         return wire.reply(h)
 
@@ -229,19 +240,24 @@ class Commands:
 
     # ------------------------------------------------------------------ disks
 
+    def _storage(self, caller: Caller, path: str, field: str) -> Storage:
+        """The daemon's handle on ``path``, once the caller has shown it may open the path itself."""
+        access.path(self.d, caller, check_path(path, field), field)
+        return self.d.storages.get(path)
+
     def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
         check_name(req.lockspace.name, "lockspace.name")
-        return disk.write_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+        return disk.write_lockspace(self._storage(caller, req.lockspace.disk.path, "lockspace.path"), req)
 
     def write_resource(self, caller: Caller, req: Request) -> Outcome:
         spec = resource_spec(req.resources[0], "resource")
-        return disk.write_resource(self.d.storages.get(spec.path), req)
+        return disk.write_resource(self._storage(caller, spec.path, "resource.disks[0].path"), req)
 
     def read_lockspace(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
         try:
-            ls, io = disk.read_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+            ls, io = disk.read_lockspace(self._storage(caller, req.lockspace.disk.path, "lockspace.path"), req)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)  # logs it
             return wire.reply(req.header, result_code(exc), 0, req.lockspace.encode())
@@ -250,7 +266,7 @@ class Commands:
     def read_resource(self, caller: Caller, req: Request) -> Outcome:
         res = req.resources[0]
         try:
-            out = disk.read_resource(self.d.storages.get(check_path(res.disks[0].path, "resource.path")), res)
+            out = disk.read_resource(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:  # the RES goes back even on error: libsanlock reads it first
             self._fail(req, exc, lambda _b: None)
             return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
@@ -259,8 +275,7 @@ class Commands:
     def read_resource_owners(self, caller: Caller, req: Request) -> Outcome:
         res = req.resources[0]
         try:
-            out, hosts = disk.read_resource_owners(self.d.storages.get(check_path(res.disks[0].path, "resource.path")),
-                                                   res)
+            out, hosts = disk.read_resource_owners(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)
             return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
@@ -269,7 +284,8 @@ class Commands:
 
     def align(self, caller: Caller, req: Request) -> Outcome:
         assert req.disk is not None
-        return wire.reply(req.header, disk.alignment(check_path(req.disk.path, "disk.path")))
+        access.path(self.d, caller, check_path(req.disk.path, "disk.path"), "disk.path")
+        return wire.reply(req.header, disk.alignment(req.disk.path))
 
     # ------------------------------------------------------------------ daemon
 
@@ -278,8 +294,9 @@ class Commands:
         return h.encode()
 
     def log_dump(self, caller: Caller, req: Request) -> Outcome:
-        """A header with the byte count in data, then the log text; then EOF."""
-        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [])
+        """A header with the byte count in data, then the log text (within half the output bound); then EOF."""
+        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [],
+                              min(1 << 20, self.d.config.max_output_bytes // 2))
         return wire.reply(req.header, len(text), 0, text, length=wire.HEADER_SIZE)
 
     def status(self, caller: Caller, req: Request) -> Outcome:
