@@ -14,7 +14,7 @@ from ...strings import MAX_HOST_ID
 from ..engine import Daemon
 from ..lockspace import JOINED, Lockspace
 from ..log import get_logger
-from . import views, wire
+from . import access, views, wire
 from .common import Caller, Outcome, lockspace_spec, result_code, unsupported
 from .wire import Request, WireError, WireLockspace
 
@@ -37,6 +37,7 @@ class LockspaceCommands:
         spec = lockspace_spec(req.lockspace)
         if h.data > 255:
             raise InputError("io_timeout (header data)", h.data_signed, "use 0 (the daemon's) or 1 to 255 seconds")
+        access.path(self.d, caller, spec.path, "lockspace.host_id_disk.path")
         space = self.d.add_lockspace(spec, h.data or None)
         if h.cmd_flags & wire.ADD_ASYNC:
             return wire.reply(h)
