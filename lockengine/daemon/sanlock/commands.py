@@ -27,11 +27,12 @@ from ...paxos import read_leader
 from ...storage import Storage
 from ...strings import ResourceSpec, check_name, check_path
 from ..clients import Client
+from ..commands import resource_areas, storage_errors
 from ..engine import CallContext, Daemon
 from ..log import get_logger
 from ..resources import HELD
 from . import access, disk, views, wire
-from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
+from .common import SANLK_ERROR, Caller, Outcome, reported, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
 from .wire import Request, WireError
 
@@ -127,6 +128,7 @@ class Commands:
             done(out)
 
     def _fail(self, req: Request, exc: BaseException, done: Callable[[bytes], None]) -> None:
+        exc = reported(exc, req)
         code = result_code(exc)
         if code == SANLK_ERROR and not isinstance(exc, LockError):
             log.error("sanlock %s failed unexpectedly", req.header.name, exc_info=exc)
@@ -199,12 +201,15 @@ class Commands:
             raise unsupported("release with rename (SANLK_REL_RENAME)")
         if h.cmd_flags & wire.REL_ORPHAN:
             raise unsupported("releasing orphan leases (SANLK_REL_ORPHAN)")
+        held = resource_areas([held.spec for held in self.d.resources.of_client(client)])
         if h.cmd_flags & wire.REL_ALL:
-            self.d.resources.release(client, None)
+            with storage_errors(held):
+                self.d.resources.release(client, None)
             return wire.reply(h)
         specs = [resource_spec(r, f"resources[{i}]", with_disk=False) for i, r in enumerate(req.resources)]
         try:
-            self.d.resources.release(client, specs)
+            with storage_errors(held):
+                self.d.resources.release(client, specs)
         except LockError as exc:
             if exc.name == "ENOENT":  # sanlock answers -1 for a lease the client does not hold
                 raise WireError(-1, exc.message) from None
@@ -260,7 +265,7 @@ class Commands:
             ls, io = disk.read_lockspace(self._storage(caller, req.lockspace.disk.path, "lockspace.path"), req)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)  # logs it
-            return wire.reply(req.header, result_code(exc), 0, req.lockspace.encode())
+            return wire.reply(req.header, result_code(exc, req), 0, req.lockspace.encode())
         return wire.reply(req.header, 0, io, ls.encode())
 
     def read_resource(self, caller: Caller, req: Request) -> Outcome:
@@ -269,7 +274,7 @@ class Commands:
             out = disk.read_resource(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:  # the RES goes back even on error: libsanlock reads it first
             self._fail(req, exc, lambda _b: None)
-            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+            return wire.reply(req.header, result_code(exc, req), 0, res.encode(with_disks=False))
         return wire.reply(req.header, 0, 0, out.encode(with_disks=False))
 
     def read_resource_owners(self, caller: Caller, req: Request) -> Outcome:
@@ -278,7 +283,7 @@ class Commands:
             out, hosts = disk.read_resource_owners(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)
-            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+            return wire.reply(req.header, result_code(exc, req), 0, res.encode(with_disks=False))
         payload = out.encode(with_disks=False) + b"".join(host.encode() for host in hosts)
         return wire.reply(req.header, 0, len(hosts), payload)
 

@@ -47,7 +47,7 @@ class LockspaceCommands:
             exc = f.exception()
             if exc is not None:
                 log.info("sanlock add_lockspace %s failed: %s", space.label, exc)
-            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc)))
+            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc, req)))
 
         space.joined.add_done_callback(joined)
         return out
