@@ -142,11 +142,14 @@ class Commands:
         if caller.client is not None:
             raise LockError("EEXIST", f"this connection already registered pid {caller.client.pid}")
         caller.client = self.d.register(CallContext(caller.conn_id, caller.cred, caller.watch), None, None)
+        _apply_restrict(caller)
         return b""  # REGISTER has no reply
 
     def restrict(self, caller: Caller, req: Request) -> Outcome:
-        # SIGKILL/SIGTERM choices are kept for the record; the escalation does not read them yet.
+        """The connection's restrictions (sanlock keeps them per connection, registered or not): ALL ends
+        its commands; SIGKILL/SIGTERM change the signals the escalation sends its client."""
         caller.restrict |= req.header.cmd_flags
+        _apply_restrict(caller)
         return wire.reply(req.header)
 
     def killpath(self, caller: Caller, req: Request, client: Client) -> Outcome:
@@ -308,6 +311,12 @@ class Commands:
         """A header, then the daemon's records (views.status_records); the connection then closes."""
         records = views.status_records(self.d.status(False), req.header.data)
         return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
+
+
+def _apply_restrict(caller: Caller) -> None:
+    if caller.client is not None:
+        caller.client.no_sigkill = bool(caller.restrict & wire.RESTRICT_SIGKILL)
+        caller.client.no_sigterm = bool(caller.restrict & wire.RESTRICT_SIGTERM)
 
 
 TABLE: dict[int, tuple[Handler, bool]] = {
