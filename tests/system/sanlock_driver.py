@@ -67,6 +67,8 @@ def main() -> None:
             args[0] = args[0].encode()
         if op == "end_event" and len(args) == 2 and isinstance(args[1], str):
             args[1] = args[1].encode()
+        if op == "set_lvb" and len(args) >= 4 and isinstance(args[3], str):
+            args[3] = args[3].encode()
         if op in WITH_RESOURCE and len(args) >= 3:
             args[1] = args[1].encode() if isinstance(args[1], str) else args[1]
             args[2] = [tuple(d) for d in args[2]]
