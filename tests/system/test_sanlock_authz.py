@@ -26,6 +26,7 @@ from lockengine.daemon.sanlock import wire
 from lockengine.daemon.sanlock.wire import Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireResource
 from tests.support.daemons import TestDaemon
 from tests.system.test_authz import _start_daemon, init_area
+from tests.system.test_sanlock_restrict import start_holder
 from tests.system.unprivileged import TestUsers, User, as_user
 
 M = 1 << 20
@@ -92,6 +93,13 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
     return buf
 
 
+def _connect(sock: str) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(sock)
+    return s
+
+
 def _exchange(s: socket.socket, h: Header, payload: bytes) -> list[Any]:
     s.sendall(h.encode() + payload)
     words = struct.unpack("<8I", _recv_exact(s, 32))
@@ -141,13 +149,10 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
     d.join("LS", 1, w.user_disk)
     ls = WireLockspace("LS", 1, 0, WireDisk(w.user_disk, 0)).encode()
 
-    # Root's registered process (this test process) holds R1 on the user's disk.
-    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    holder.settimeout(30)
-    holder.connect(w.sock)
-    holder.sendall(Header(cmd=wire.REGISTER).encode())
-    assert _exchange(holder, *acquire(w.user_disk, "R1", M))[0] == 0
-    root_pid = os.getpid()
+    # Root's registered process (a child, never this test process: a daemon stopping kills holders)
+    # holds R1 on the user's disk.
+    holder = start_holder(Path(w.sock).parent, w.user_disk, 0, Path(w.sock).parent / "mark")
+    root_pid = holder.pid
     try:
         # What a member may do: look, register, hold its own lease, inquire it.
         assert as_user(u, raw_call(w.sock, Header(cmd=wire.VERSION)))["value"][1] == wire.VERSION_CODE
@@ -181,7 +186,7 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
         req_r1 = WireResource("LS", "R1", lver=2, disks=(WireDisk(w.user_disk, M),)).encode()
         for mode in (1, 2):
             assert result(w, u, *with_len(Header(cmd=wire.REQUEST, data=mode), req_r1)) == -errno.EPERM
-        assert _exchange(holder, Header(cmd=wire.INQUIRE, data2=wire.PID_SELF), b"")[:2] == [0, 1]
+        assert _exchange(_connect(w.sock), Header(cmd=wire.INQUIRE, data2=root_pid), b"")[:2] == [0, 1]
         held = {(r["resource"], r["pid"]) for r in d.call("status")["resources"]}
         assert ("R1", root_pid) in held
 
@@ -220,5 +225,6 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
         res = as_user(w.outsider, raw_call(w.sock, Header(cmd=wire.VERSION)))
         assert not res["ok"] and res["error"]["name"] == "PermissionError", res
     finally:
-        holder.close()
+        holder.kill()
+        holder.wait()
     assert "Traceback" not in d.log_text()

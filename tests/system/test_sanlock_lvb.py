@@ -105,6 +105,7 @@ def test_lvb_lifecycle_and_errors(daemons: DaemonFactory, loop_device: LoopFacto
     assert c.call(Header(cmd=wire.SET_LVB, length=32 + 128 + 600), res + bytes(600))[0] == -errno.E2BIG
     c.close()
     holder.close()
+    wait_released(d)  # this test process held it: its daemon must not see it as a holder at shutdown
     assert "Traceback" not in d.log_text()
 
 

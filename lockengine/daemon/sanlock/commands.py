@@ -9,7 +9,7 @@ flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.
 rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
 Refused with -EOPNOTSUPP and a log line naming the feature: PERSISTENT and orphan leases, num_hosts on
-acquire, convert, multi-disk resources, set_event flags other than CUR_GENERATION, set_config, rindex,
+acquire, multi-disk resources, set_event flags other than CUR_GENERATION, set_config, rindex,
 shutdown. The lock value block is served (lockengine/lvb.py).
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
@@ -22,17 +22,20 @@ import errno
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
+from ... import convert
 from ...errors import InputError, LockError
-from ...lvb import check_fits, read_lvb
+from ...lvb import check_fits, read_lvb, write_lvb
 from ...paxos import read_leader
 from ...storage import Storage
 from ...strings import ResourceSpec, check_name, check_path
 from ..clients import Client
 from ..commands import resource_areas, storage_errors
 from ..engine import CallContext, Daemon
+from ..lockspace import JOINED
 from ..log import get_logger
-from ..resources import HELD, Held
+from ..resources import ACQUIRING, HELD, ORPHAN, Held
 from . import access, disk, views, wire
 from .common import SANLK_ERROR, Caller, Outcome, reported, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
@@ -273,7 +276,45 @@ class Commands:
         return wire.reply(req.header, 0, len(held), text.encode("utf-8") + b"\0")
 
     def convert(self, caller: Caller, req: Request, client: Client) -> Outcome:
-        raise unsupported("convert (shared <-> exclusive)")
+        """Shared <-> exclusive for the client's lease (lockengine/convert.py does the disk part)."""
+        res = req.resources[0]
+        to_shared = bool(res.flags & wire.RES_SHARED)
+        mine = [x for x in self.d.resources.of_client(client) if x.key == (res.lockspace, res.name)]
+        if not mine or mine[0].state != HELD or mine[0].lease is None:
+            raise LockError("ENOENT", f"{res.lockspace}:{res.name} is not held by pid {client.pid}")
+        h, lease = mine[0], mine[0].lease
+        if h.spec.shared == to_shared:
+            raise WireError(-errno.EALREADY, f"{h.label} is already held {'shared' if to_shared else 'exclusively'}")
+        if not to_shared and any(x is not h for x in self.d.resources.all() if x.key == h.key):
+            raise LockError("EAGAIN", f"{h.label} is shared by other processes on this host too")
+        space = self.d.lockspace(h.spec.lockspace)
+        if space.state != JOINED or space.closing or space.acquire_abort.is_set():
+            raise LockError("ENOSPC", f"lockspace {space.name} is {space.state} here: no lease writes")
+        h.state = ACQUIRING  # a release on the client's exit waits for us (below)
+        abort = space.ballot_started()  # rem_lockspace frees the host id only after this
+        try:
+            if to_shared:
+                if h.lvb is not None and h.lvb_dirty:  # as sanlock: the LVB goes to disk before sharing
+                    write_lvb(lease.storage, h.spec.offset, lease.geometry, h.lvb, lease.io_timeout)
+                    h.lvb_dirty = False
+                with storage_errors(resource_areas([h.spec])):
+                    convert.to_shared(lease)
+            else:
+                with storage_errors(resource_areas([h.spec])):
+                    convert.to_exclusive(lease, nowait=bool(req.header.cmd_flags & wire.CONVERT_OWNER_NOWAIT),
+                                         abort=abort)
+            h.spec = replace(h.spec, shared=lease.shared)
+            assert lease.leader is not None
+            h.lver = lease.leader.lver
+        finally:
+            space.ballot_ended()
+            exited = h.state == ORPHAN  # the client went while we converted: its release is ours to do
+            h.state = HELD
+            if exited:
+                with contextlib.suppress(LockError, OSError):
+                    self.d.resources.release(client, [h.spec])
+        log.info("r %s: converted to %s for pid %d", h.label, "shared" if to_shared else "exclusive", client.pid)
+        return wire.reply(req.header)
 
     def request(self, caller: Caller, req: Request) -> Outcome:
         h = req.header
@@ -409,7 +450,7 @@ TARGETED: dict[int, tuple[TargetHandler, bool]] = {
     wire.RELEASE: (Commands.release, False),
     wire.INQUIRE: (Commands.inquire, True),
     wire.KILLPATH: (Commands.killpath, True),
-    wire.CONVERT: (Commands.convert, True),
+    wire.CONVERT: (Commands.convert, False),
 }
 
 # What a stopping daemon still answers.
