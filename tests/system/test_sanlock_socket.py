@@ -161,7 +161,7 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     assert result == -errno.EINVAL
     result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))
     assert (result, count) == (0, 1) and body == f"LS:R1:{dev}:{M}:1\0".encode()
-    assert reg.call(Header(cmd=wire.CONVERT, data2=wire.PID_SELF), res)[0] == -errno.EOPNOTSUPP
+    assert reg.call(Header(cmd=wire.CONVERT, data2=wire.PID_SELF), res)[0] == -errno.EALREADY  # held exclusively
     # Several resources in one call (libsanlock allows 8; the binding sends one): all or nothing.
     r1 = WireResource("LS", "R1", disks=(WireDisk(dev, M),))
     r2 = WireResource("LS", "R2", disks=(WireDisk(dev, 2 * M),))
