@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from ... import convert
 from ...errors import InputError, LockError
-from ...lvb import check_fits, read_lvb, write_lvb
+from ...lvb import write_lvb
 from ...paxos import read_leader
 from ...storage import Storage
 from ...strings import ResourceSpec, check_name, check_path
@@ -35,8 +35,8 @@ from ..commands import resource_areas, storage_errors
 from ..engine import CallContext, Daemon
 from ..lockspace import JOINED
 from ..log import get_logger
-from ..resources import ACQUIRING, HELD, ORPHAN, Held
-from . import access, disk, views, wire
+from ..resources import ACQUIRING, HELD, ORPHAN
+from . import access, disk, lvbs, views, wire
 from .common import SANLK_ERROR, Caller, Outcome, reported, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
 from .wire import Request, WireError
@@ -194,7 +194,7 @@ class Commands:
         if h.cmd_flags & wire.ACQUIRE_LVB:
             try:
                 for x in held:
-                    _load_lvb(x)
+                    lvbs.load(x)
             except BaseException:
                 with contextlib.suppress(LockError, OSError):
                     self.d.resources.release(client, specs)  # all or nothing, as the acquire itself
@@ -229,43 +229,6 @@ class Commands:
                 raise WireError(-1, exc.message) from None
             raise
         return wire.reply(h)
-
-    # ------------------------------------------------------------------ lock value blocks
-
-    def _lvb_holders(self, caller: Caller, res: wire.WireResource) -> list[Held]:
-        """This host's holders of ``res`` (any of its local processes, as in sanlock) with an LVB."""
-        check_name(res.lockspace, "resource.lockspace_name")
-        check_name(res.name, "resource.name")
-        held = [x for x in self.d.resources.all() if x.key == (res.lockspace, res.name) and x.state == HELD]
-        if not held:
-            raise LockError("ENOENT", f"{res.lockspace}:{res.name} is not held on this host")
-        for x in held:
-            access.target(self.d, caller, x.client)  # EPERM: a lease of another uid's process
-        if held[0].lvb is None:
-            raise LockError("EINVAL", f"{res.lockspace}:{res.name} was acquired without a lock value block "
-                                      "(acquire with lvb=True / SANLK_ACQUIRE_LVB)")
-        return held
-
-    def set_lvb(self, caller: Caller, req: Request) -> Outcome:
-        """Change the LVB in memory (its first len(data) bytes, as sanlock); written back on release."""
-        data = req.raw[wire.RESOURCE_SIZE :]
-        holders = self._lvb_holders(caller, req.resources[0])
-        for x in holders:
-            assert x.lvb is not None
-            if len(data) > len(x.lvb):
-                raise WireError(-errno.E2BIG, f"set_lvb: {len(data)} bytes; this lease's LVB holds {len(x.lvb)}")
-            x.lvb = data + x.lvb[len(data) :]
-            x.lvb_dirty = True
-        return wire.reply(req.header)
-
-    def get_lvb(self, caller: Caller, req: Request) -> Outcome:
-        """The LVB from memory: data2 bytes of it (0 = the whole sector)."""
-        lvb = self._lvb_holders(caller, req.resources[0])[0].lvb
-        assert lvb is not None
-        want = req.header.data2 or len(lvb)
-        if want > len(lvb):
-            raise WireError(-errno.E2BIG, f"get_lvb: {want} bytes asked; this lease's LVB holds {len(lvb)}")
-        return wire.reply(req.header, 0, 0, lvb[:want])
 
     def inquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
         held = [h for h in self.d.resources.of_client(client) if h.state == HELD]
@@ -405,16 +368,6 @@ def _apply_restrict(caller: Caller) -> None:
         caller.client.no_sigterm = bool(caller.restrict & wire.RESTRICT_SIGTERM)
 
 
-def _load_lvb(x: Held) -> None:
-    """Read the LVB of a lease just acquired (lockengine/lvb.py: where and when, as sanlock)."""
-    lease = x.lease
-    assert lease is not None
-    check_fits(lease.geometry, x.label)
-    with storage_errors(resource_areas([x.spec])):
-        x.lvb = read_lvb(lease.storage, x.spec.offset, lease.geometry, lease.io_timeout)
-    x.lvb_dirty = False
-
-
 TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REGISTER: (Commands.register, True),
     wire.RESTRICT: (Commands.restrict, True),
@@ -440,8 +393,8 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
     wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
     wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
-    wire.SET_LVB: (Commands.set_lvb, True),
-    wire.GET_LVB: (Commands.get_lvb, True),
+    wire.SET_LVB: (lambda c, cl, r: lvbs.set_lvb(c.d, cl, r), True),
+    wire.GET_LVB: (lambda c, cl, r: lvbs.get_lvb(c.d, cl, r), True),
 }
 
 # Commands on a registered client: (handler, inline).
