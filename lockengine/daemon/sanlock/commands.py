@@ -258,8 +258,11 @@ class Commands:
         try:
             if to_shared:
                 if h.lvb is not None and h.lvb_dirty:  # as sanlock: the LVB goes to disk before sharing
-                    write_lvb(lease.storage, h.spec.offset, lease.geometry, h.lvb, lease.io_timeout)
-                    h.lvb_dirty = False
+                    try:
+                        write_lvb(lease.storage, h.spec.offset, lease.geometry, h.lvb, lease.io_timeout)
+                        h.lvb_dirty = False
+                    except (LockError, OSError) as exc:  # as sanlock: logged, the conversion goes on
+                        log.error("r %s: writing the lock value block failed: %s", h.label, exc)
                 with storage_errors(resource_areas([h.spec])):
                     convert.to_shared(lease)
             else:
