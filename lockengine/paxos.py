@@ -95,6 +95,7 @@ class PaxosLease:
         self._dblock = DBlock()
         self._abort: threading.Event | None = None  # the running acquire's abort: no write once set
         self._proposed: set[int] = set()  # inp3 of every value naming us that this acquire's phase 2 wrote
+        self.keep_mode: ModeBlock | None = None  # kept by every write of our sector that names none (convert.py)
 
     # ------------------------------------------------------------------ reads
 
@@ -129,7 +130,7 @@ class PaxosLease:
 
     def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> None:
         self._check_abort()
-        mblock = mblock or ModeBlock()
+        mblock = mblock or self.keep_mode or ModeBlock()
         off = self.offset + self.geometry.dblock_offset(self.host_id)
         self.storage.write(off, host_sector(dblock, mblock, self.geometry.sector_size), self.io_timeout)
         self._dblock = dblock

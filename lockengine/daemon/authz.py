@@ -27,7 +27,7 @@ from .log import get_logger
 log = get_logger("authz")
 
 # Commands that change the host as a whole, or act on what other users hold.
-ADMIN_COMMANDS = frozenset({"add_lockspace", "rem_lockspace", "shutdown", "set_event", "examine"})
+ADMIN_COMMANDS = frozenset({"add_lockspace", "rem_lockspace", "shutdown", "set_event", "examine", "set_config"})
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; 59 on every common architecture
 _GID = struct.Struct("I")

@@ -58,6 +58,9 @@ class Client:
     kill_count: int = 0
     last_kill: float = 0.0
     killpath_sent: bool = False
+    # sanlock's RESTRICT_SIGKILL / RESTRICT_SIGTERM: the other signal is sent instead (escalation.restricted).
+    no_sigkill: bool = False
+    no_sigterm: bool = False
     # The registered pid exited but its connection is open: a child that inherited the connection
     # may still use the leases, so they are kept (and the holder still counts) until it closes.
     pid_exited: bool = False

@@ -5,6 +5,9 @@ second and at most KILL_COUNT_MAX times:
   * until last_success + 8·io + kill_grace: the holder's killpath program (once) if it registered
     one and kill_grace > 0, else SIGTERM;
   * from then on (or at once for rem_lockspace and forced shutdown): SIGKILL.
+A client that restricted itself (sanlock's RESTRICT_SIGKILL / RESTRICT_SIGTERM) gets the other signal
+instead, on every path that signals a holder (``restricted``); a holder that survives its signals is
+still ended by the watchdog, which stops petting at 8·io whatever the holders do.
 When no holder is left the lockspace is dropped and its watchdog registration removed, so petting
 resumes; the watchdog itself stopped petting at 8·io (the multiplexer's expiry), so a holder that
 cannot be killed gets the host reset before other hosts may take its leases.
@@ -62,10 +65,21 @@ def choose_action(now: float, rec: Recovery, client: Client, kill_grace: int) ->
     return Action.SIGTERM
 
 
+def restricted(client: Client, action: Action) -> Action:
+    """sanlock's restrict rule: SIGTERM in place of SIGKILL for a client that may not get SIGKILL, then
+    SIGKILL in place of SIGTERM for one that may not get SIGTERM (both set: SIGKILL). Killpath is as is."""
+    if action == Action.SIGKILL and client.no_sigkill:
+        action = Action.SIGTERM
+    if action == Action.SIGTERM and client.no_sigterm:
+        action = Action.SIGKILL
+    return action
+
+
 def signal_holder(client: Client, action: Action, why: str, *, counters: Counters | None = None,
                   lockspace: str = "", cause: str = "") -> bool:
     """Send one escalation step and log it with the pid and the leases; False if the pid is gone.
     A step taken is counted in ``counters`` (escalation steps by lockspace, step and cause)."""
+    action = restricted(client, action)
     if action == Action.KILLPATH:
         client.killpath_sent = True
         client.processes.run_killpath(client, why)  # the process-control seam (production: run_killpath)

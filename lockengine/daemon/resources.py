@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..errors import InputError, LockError, error_document
+from ..lvb import write_lvb
 from ..ondisk import REQ_DISK_MAGIC, REQ_FORCE, REQ_GRACEFUL, Geometry
 from ..paxos import PaxosLease, read_request
 from ..states import LockspaceState, ResourceState
@@ -71,6 +72,8 @@ class Held:
     lease: PaxosLease | None = None
     lver: int = 0
     acted_on: tuple[int, int] = (0, 0)  # the request (lver, force_mode) we already acted on
+    lvb: bytes | None = None  # the lock value block, when acquired with one (lockengine/lvb.py)
+    lvb_dirty: bool = False  # set since the acquire: written back before an exclusive release
 
     @property
     def key(self) -> tuple[str, str]:
@@ -417,6 +420,12 @@ class ResourceManager:
                         "gone" if ls is None else ls.state)
             return False
         assert h.lease is not None
+        if h.lvb is not None and h.lvb_dirty and not h.lease.shared:
+            try:  # as sanlock: written while still held; a failed write is logged, the release goes on
+                write_lvb(h.lease.storage, h.spec.offset, h.lease.geometry, h.lvb, h.lease.io_timeout)
+                h.lvb_dirty = False
+            except (LockError, OSError) as exc:
+                log.error("r %s: writing the lock value block failed: %s", h.label, exc)
         h.lease.release()
         return True
 

@@ -13,20 +13,19 @@ connection whose unsent replies pass ``max_output_bytes`` is dropped (one log li
 does not read its replies cannot make the daemon hold more than that for it. When
 accept fails for lack of descriptors (EMFILE/ENFILE) the listener is taken out of the selector for
 ACCEPT_PAUSE seconds (or until a connection closes) instead of spinning on it. A connection shut
-for writing (SHUT_WR) still gets the replies to the requests it sent.
+for writing (SHUT_WR) still gets the replies to the requests it sent. These bounds are connlimits.py's,
+shared with the sanlock-protocol socket.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import grp
 import os
 import selectors
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from . import authz
 from .authz import Refused
 from .clients import Client, PeerCred, peer_cred
+from .connlimits import Gate, done_after_eof, who
 from .engine import CallContext, Daemon
 from .log import get_logger
 from .protocol import (
@@ -48,8 +48,6 @@ from .protocol import (
 log = get_logger("server")
 
 RECV_SIZE = 65536
-ACCEPT_PAUSE = 0.5  # seconds the listener rests after EMFILE/ENFILE
-LOG_EVERY = 10.0  # seconds between two log lines of one recurring refusal
 TURN = 32  # requests of one connection handled before the others get their turn
 
 
@@ -70,25 +68,6 @@ class Conn:
 
 class _Listener:
     pass
-
-
-class RateLimitedLog:
-    """One log line per LOG_EVERY seconds for a recurring condition, with the count in between."""
-
-    def __init__(self, every: float = LOG_EVERY) -> None:
-        self.every = every
-        self.last = -every
-        self.suppressed = 0
-
-    def warning(self, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self.last < self.every:
-            self.suppressed += 1
-            return
-        more = f" ({self.suppressed} more since the last such line)" if self.suppressed else ""
-        log.warning(msg + more, *args)
-        self.last = now
-        self.suppressed = 0
 
 
 class _Waker:
@@ -140,12 +119,9 @@ class Server:
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._waker)
         self.max_connections = daemon.config.max_connections
-        self.max_output = daemon.config.max_output_bytes
+        self.gate = Gate(self.sel, listener, self._listen_key, self.max_connections, daemon.config.max_output_bytes, log)
         self.admin_gid = authz.admin_gid(daemon.config)
-        self._accept_paused_until: float | None = None
-        self._fd_log = RateLimitedLog()
         self._more: collections.deque[Conn] = collections.deque()  # connections whose turn ended with lines left
-        self._cap_log = RateLimitedLog()
 
     # ------------------------------------------------------------------ thread-safe entry points
 
@@ -171,12 +147,7 @@ class Server:
         self._loop_ident = threading.get_ident()
         try:
             while not self._stop:
-                timeout = None
-                if self._accept_paused_until is not None:
-                    timeout = max(0.0, self._accept_paused_until - time.monotonic())
-                    if timeout == 0.0:
-                        self._resume_accept()
-                        timeout = None
+                timeout = self.gate.timeout(None)
                 if self._more:
                     timeout = 0.0
                     for conn in [self._more.popleft() for _ in range(len(self._more))]:
@@ -210,45 +181,20 @@ class Server:
             self._process(conn)
 
     def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self._fd_log.warning("accept: %s; not accepting for %.1f s or until a connection closes",
-                                         exc.strerror, ACCEPT_PAUSE)
-                    self._pause_accept()
-                return
-            sock.setblocking(False)
+        while (sock := self.gate.accept()) is not None:
             try:
                 cred = authz.caller_cred(sock, peer_cred(sock), self.admin_gid)
             except OSError:
                 sock.close()
                 continue
-            if len(self.conns) >= self.max_connections:
-                self._cap_log.warning("connection from pid %d uid %d refused: %d connections open (max_connections)",
-                                      cred.pid, cred.uid, len(self.conns))
-                with contextlib.suppress(OSError):
-                    sock.send(encode_error(None, {"name": "EAGAIN", "code": -11, "message": (
-                        f"the daemon serves at most {self.max_connections} connections at once; try again")}))
-                sock.close()
+            if not self.gate.admit(sock, len(self.conns), who(cred.pid, cred.uid), encode_error(None, {
+                    "name": "EAGAIN", "code": -11, "message": (
+                        f"the daemon serves at most {self.max_connections} connections at once; try again")})):
                 continue
             conn = Conn(self._next_id, sock, cred)
             self._next_id += 1
             self.conns[conn.id] = conn
             self._set_events(conn)
-
-    def _pause_accept(self) -> None:
-        if self._accept_paused_until is None:
-            self.sel.unregister(self.listener)
-        self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
-
-    def _resume_accept(self) -> None:
-        if self._accept_paused_until is not None and not self._stop:
-            self._accept_paused_until = None
-            self.sel.register(self.listener, selectors.EVENT_READ, self._listen_key)
 
     def _set_events(self, conn: Conn) -> None:
         if conn.closed:
@@ -326,7 +272,7 @@ class Server:
             self.daemon.dispatch(ctx, req, self._replier(conn, req.id))
         if conn.closed:
             return
-        if conn.eof and not conn.busy and not conn.outbuf and b"\n" not in conn.inbuf:
+        if done_after_eof(conn.eof, conn.busy, len(conn.outbuf), b"\n" in conn.inbuf):
             self._close(conn)
             return
         self._set_events(conn)
@@ -348,9 +294,7 @@ class Server:
         conn.busy = False
         conn.outbuf += data
         self._flush(conn)
-        if not conn.closed and len(conn.outbuf) > self.max_output:
-            log.warning("pid %d (uid %d) does not read its replies: %d bytes unsent (max_output_bytes %d); "
-                        "connection dropped", conn.cred.pid, conn.cred.uid, len(conn.outbuf), self.max_output)
+        if not conn.closed and self.gate.output_over(len(conn.outbuf), who(conn.cred.pid, conn.cred.uid)):
             self._close(conn)
 
     def _flush(self, conn: Conn) -> None:
@@ -363,7 +307,7 @@ class Server:
                 self._close(conn)
                 return
             del conn.outbuf[:sent]
-        if not conn.outbuf and (conn.closing or conn.eof and not conn.busy and b"\n" not in conn.inbuf):
+        if not conn.outbuf and (conn.closing or done_after_eof(conn.eof, conn.busy, 0, b"\n" in conn.inbuf)):
             self._close(conn)
             return
         self._set_events(conn)
@@ -377,7 +321,7 @@ class Server:
             conn.events = 0
         conn.sock.close()
         self.conns.pop(conn.id, None)
-        self._resume_accept()  # a descriptor is free again
+        self.gate.resume()  # a descriptor is free again
         self.daemon.connection_closed(conn.id)
 
     # ------------------------------------------------------------------ pidfds
@@ -394,13 +338,13 @@ class Server:
         self.daemon.client_gone(client, "process exited")
 
     def _close_all(self) -> None:
+        self.gate.close()
         for conn in list(self.conns.values()):
             self._close(conn)
         for key in list(self.sel.get_map().values()):
             if isinstance(key.data, Client):
                 key.data.close_pidfd()
         self.sel.close()
-        self._accept_paused_until = None
         self.listener.close()
         self._wake_r.close()
         self._wake_w.close()

@@ -26,7 +26,7 @@ from typing import Any
 
 import sanlock  # type: ignore[import-not-found]
 
-NAMED = frozenset({"write_lockspace", "add_lockspace", "inq_lockspace", "rem_lockspace", "get_hosts", "write_resource",
+NAMED = frozenset({"convert", "write_lockspace", "add_lockspace", "inq_lockspace", "rem_lockspace", "get_hosts", "write_resource",
                    "acquire", "release", "request", "read_resource_owners", "set_lvb", "get_lvb", "set_event", "reg_event"})
 WITH_RESOURCE = frozenset({"write_resource", "acquire", "release", "request", "read_resource_owners", "set_lvb",
                            "get_lvb"})
@@ -67,6 +67,8 @@ def main() -> None:
             args[0] = args[0].encode()
         if op == "end_event" and len(args) == 2 and isinstance(args[1], str):
             args[1] = args[1].encode()
+        if op == "set_lvb" and len(args) >= 4 and isinstance(args[3], str):
+            args[3] = args[3].encode()
         if op in WITH_RESOURCE and len(args) >= 3:
             args[1] = args[1].encode() if isinstance(args[1], str) else args[1]
             args[2] = [tuple(d) for d in args[2]]
@@ -88,6 +90,12 @@ def main() -> None:
                 elif op == "restrict":  # not in the binding: what libsanlock's sanlock_restrict() sends
                     assert fd is not None
                     os.write(fd, struct.pack("<8I", 0x04282010, 1, 10, int(args[0]), 32, 0, 0, 0xFFFFFFFF))
+                    value = struct.unpack("<8i", os.read(fd, 32))[6]
+                elif op == "convert":  # not in the binding: what libsanlock's sanlock_convert() sends
+                    assert fd is not None
+                    ls, res, shared = args[0], args[1], bool(args[2])
+                    body = struct.pack("<48s48sQQIIII", ls, res.encode(), 0, 0, 0, 0, 4 if shared else 0, 0)
+                    os.write(fd, struct.pack("<8I", 0x04282010, 1, 27, 0, 32 + len(body), 0, 0, 0xFFFFFFFF) + body)
                     value = struct.unpack("<8i", os.read(fd, 32))[6]
                 elif op == "wait":  # for the test's go-ahead: one line on stdin
                     value = sys.stdin.readline().strip()

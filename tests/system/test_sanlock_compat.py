@@ -150,6 +150,7 @@ def test_libvirt_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_
         {"op": "inquire", "kwargs": {"pid": "$pid"}},
         {"op": "inquire", "kwargs": {"pid": 1}},
         {"op": "acquire", "args": ["LS", "R1", disks], "kwargs": {"pid": "$pid", "lvb": True}},
+        {"op": "release", "args": ["LS", "R1", disks], "kwargs": {"pid": "$pid"}},
         {"op": "acquire", "args": ["LS", "R1", disks], "kwargs": {"pid": "$pid", "shared": True}},
         {"op": "inquire", "kwargs": {"pid": "$pid"}},
         {"op": "close"},
@@ -169,12 +170,12 @@ def test_libvirt_sequence(daemons: DaemonFactory, loop_device: LoopFactory, tmp_
     ok(r[13])
     assert ok(r[14]) == []
     assert err(r[15]) == ESRCH  # pid 1 never registered
-    assert err(r[16]) == EOPNOTSUPP  # LVB: refused clearly (phase 2)
-    ok(r[17])
-    assert [(x["resource"], x["flags"]) for x in ok(r[18])] == [("R1", 4)]  # RES_SHARED
+    ok(r[16]), ok(r[17])  # with an LVB (tests/system/test_sanlock_lvb.py), released
+    ok(r[18])
+    assert [(x["resource"], x["flags"]) for x in ok(r[19])] == [("R1", 4)]  # RES_SHARED
     # Closing the registered fd released the shared lease.
-    assert ok(r[21]) == []
-    assert err(r[22]) == ESRCH
+    assert ok(r[22]) == []
+    assert err(r[23]) == ESRCH
 
 
 def test_killpath_and_owner_seen_in_status(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,

@@ -106,12 +106,18 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     ls = WireLockspace("LS", 1, 0, WireDisk(dev, 0)).encode()
     res = WireResource("LS", "R1").encode()
     for h, payload in [(Header(cmd=wire.SET_CONFIG, data=1), ls),
-                       (Header(cmd=wire.SET_LVB, length=32 + 128 + 9), res + b"hello-lvb"),
-                       (Header(cmd=wire.GET_LVB), res), (Header(cmd=wire.SHUTDOWN, data=1), b""),
+                       (Header(cmd=wire.SHUTDOWN, data=1), b""),
                        (Header(cmd=wire.FORMAT_RINDEX), bytes(1104))]:
         c = Raw(path)
         result, _, _ = c.call(h, payload)
         assert result == -errno.EOPNOTSUPP, h.name
+        assert c.at_eof()
+        c.close()
+    # The LVB of a lease nobody here holds: -ENOENT, as sanlock.
+    for h, payload in [(Header(cmd=wire.SET_LVB, length=32 + 128 + 9), res + b"hello-lvb"),
+                       (Header(cmd=wire.GET_LVB), res)]:
+        c = Raw(path)
+        assert c.call(h, payload)[0] == -errno.ENOENT, h.name
         assert c.at_eof()
         c.close()
 
@@ -151,12 +157,11 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_PERSISTENT))[0] == -errno.EOPNOTSUPP
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_ORPHAN))[0] == -errno.EOPNOTSUPP
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_NUM_HOSTS))[0] == -errno.EOPNOTSUPP
-    assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_LVB))[0] == -errno.EOPNOTSUPP
     result, _, _ = reg.call(Header(magic=0x12345678, cmd=wire.INQUIRE))
     assert result == -errno.EINVAL
     result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))
     assert (result, count) == (0, 1) and body == f"LS:R1:{dev}:{M}:1\0".encode()
-    assert reg.call(Header(cmd=wire.CONVERT, data2=wire.PID_SELF), res)[0] == -errno.EOPNOTSUPP
+    assert reg.call(Header(cmd=wire.CONVERT, data2=wire.PID_SELF), res)[0] == -errno.EALREADY  # held exclusively
     # Several resources in one call (libsanlock allows 8; the binding sends one): all or nothing.
     r1 = WireResource("LS", "R1", disks=(WireDisk(dev, M),))
     r2 = WireResource("LS", "R2", disks=(WireDisk(dev, 2 * M),))

@@ -5,31 +5,38 @@ registration, lease, disk and daemon commands (lockspace and event commands: loc
 waits) on the daemon's worker pool; every outcome, including every failure, becomes one reply with
 sanlock's result code. Commands aimed at a registered client (ACQUIRE, RELEASE, INQUIRE, KILLPATH,
 CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one such command in
-flight at a time (a second gets -EBUSY), as in sanlock.
+flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.py (the JSON socket's
+rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
-Refused in phase 1, with -EOPNOTSUPP and a log line naming the feature: LVB, PERSISTENT and orphan
-leases, num_hosts on acquire, convert, multi-disk resources, set_event flags other than
-CUR_GENERATION, set_config, rindex, shutdown.
+Refused with -EOPNOTSUPP and a log line naming the feature: PERSISTENT and orphan leases, num_hosts on
+acquire, multi-disk resources, set_event flags other than CUR_GENERATION, set_config, rindex,
+shutdown. The lock value block is served (lockengine/lvb.py).
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
+from ... import convert
 from ...errors import InputError, LockError
+from ...lvb import write_lvb
 from ...paxos import read_leader
-from ...states import ResourceState
+from ...states import LockspaceState, ResourceState
+from ...storage import Storage
 from ...strings import ResourceSpec, check_name, check_path
 from ..clients import Client
+from ..commands import resource_areas, storage_errors
 from ..engine import CallContext, Daemon
 from ..log import get_logger
-from . import disk, views, wire
-from .common import SANLK_ERROR, Caller, Outcome, resource_spec, result_code, unsupported
+from . import access, disk, lvbs, views, wire
+from .common import SANLK_ERROR, Caller, Outcome, reported, resource_spec, result_code, unsupported
 from .lockspaces import LockspaceCommands
 from .wire import Request, WireError
 
@@ -56,6 +63,11 @@ class Commands:
             return
         if self.d.stopping and h.cmd not in WHILE_STOPPING:
             self._fail(req, LockError("EAGAIN", "the daemon is shutting down"), done)
+            return
+        try:
+            access.command(self.d, caller, h.cmd)
+        except LockError as exc:
+            self._fail(req, exc, done)
             return
         entry = TABLE.get(h.cmd)
         target = TARGETED.get(h.cmd)
@@ -94,6 +106,7 @@ class Commands:
                 raise WireError(-errno.ESTALE, f"pid {client.pid} registered on this connection has exited")
         else:
             client = self.d.clients.get(pid)  # ESRCH
+            access.target(self.d, caller, client)  # EPERM: a process of another uid
         with self._busy_lock:
             if client in self._busy:
                 raise WireError(-errno.EBUSY, f"pid {client.pid} already has a command in progress")
@@ -119,6 +132,7 @@ class Commands:
             done(out)
 
     def _fail(self, req: Request, exc: BaseException, done: Callable[[bytes], None]) -> None:
+        exc = reported(exc, req)
         code = result_code(exc)
         if code == SANLK_ERROR and not isinstance(exc, LockError):
             log.error("sanlock %s failed unexpectedly", req.header.name, exc_info=exc)
@@ -132,11 +146,14 @@ class Commands:
         if caller.client is not None:
             raise LockError("EEXIST", f"this connection already registered pid {caller.client.pid}")
         caller.client = self.d.register(CallContext(caller.conn_id, caller.cred, caller.watch), None, None)
+        _apply_restrict(caller)
         return b""  # REGISTER has no reply
 
     def restrict(self, caller: Caller, req: Request) -> Outcome:
-        # SIGKILL/SIGTERM choices are kept for the record; the escalation does not read them yet.
+        """The connection's restrictions (sanlock keeps them per connection, registered or not): ALL ends
+        its commands; SIGKILL/SIGTERM change the signals the escalation sends its client."""
         caller.restrict |= req.header.cmd_flags
+        _apply_restrict(caller)
         return wire.reply(req.header)
 
     def killpath(self, caller: Caller, req: Request, client: Client) -> Outcome:
@@ -157,8 +174,6 @@ class Commands:
 
     def acquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
         h = req.header
-        if h.cmd_flags & wire.ACQUIRE_LVB:
-            raise unsupported("acquire with a lock value block (SANLK_ACQUIRE_LVB)")
         if h.cmd_flags & (wire.ACQUIRE_ORPHAN | wire.ACQUIRE_ORPHAN_ONLY):
             raise unsupported("adopting an orphan lease (SANLK_ACQUIRE_ORPHAN)")
         specs = []
@@ -168,12 +183,21 @@ class Commands:
             if res.flags & wire.RES_NUM_HOSTS:
                 raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
             spec = resource_spec(res, f"resources[{i}]")
+            access.path(self.d, caller, spec.path, f"resources[{i}].disks[0].path")
             if spec.lver == 0 and not spec.shared:
                 self._require_lver_zero(spec)
             specs.append(spec)
         if req.options is not None and req.options.owner_name:
             client.name = req.options.owner_name
-        self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT))
+        held = self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT))
+        if h.cmd_flags & wire.ACQUIRE_LVB:
+            try:
+                for x in held:
+                    lvbs.load(x)
+            except BaseException:
+                with contextlib.suppress(LockError, OSError):
+                    self.d.resources.release(client, specs)  # all or nothing, as the acquire itself
+                raise
         return wire.reply(h)
 
     def _require_lver_zero(self, spec: ResourceSpec) -> None:
@@ -190,12 +214,15 @@ class Commands:
             raise unsupported("release with rename (SANLK_REL_RENAME)")
         if h.cmd_flags & wire.REL_ORPHAN:
             raise unsupported("releasing orphan leases (SANLK_REL_ORPHAN)")
+        held = resource_areas([held.spec for held in self.d.resources.of_client(client)])
         if h.cmd_flags & wire.REL_ALL:
-            self.d.resources.release(client, None)
+            with storage_errors(held):
+                self.d.resources.release(client, None)
             return wire.reply(h)
         specs = [resource_spec(r, f"resources[{i}]", with_disk=False) for i, r in enumerate(req.resources)]
         try:
-            self.d.resources.release(client, specs)
+            with storage_errors(held):
+                self.d.resources.release(client, specs)
         except LockError as exc:
             if exc.name == "ENOENT":  # sanlock answers -1 for a lease the client does not hold
                 raise WireError(-1, exc.message) from None
@@ -211,7 +238,48 @@ class Commands:
         return wire.reply(req.header, 0, len(held), text.encode("utf-8") + b"\0")
 
     def convert(self, caller: Caller, req: Request, client: Client) -> Outcome:
-        raise unsupported("convert (shared <-> exclusive)")
+        """Shared <-> exclusive for the client's lease (lockengine/convert.py does the disk part)."""
+        res = req.resources[0]
+        to_shared = bool(res.flags & wire.RES_SHARED)
+        mine = [x for x in self.d.resources.of_client(client) if x.key == (res.lockspace, res.name)]
+        if not mine or mine[0].state != ResourceState.HELD or mine[0].lease is None:
+            raise LockError("ENOENT", f"{res.lockspace}:{res.name} is not held by pid {client.pid}")
+        h, lease = mine[0], mine[0].lease
+        if h.spec.shared == to_shared:
+            raise WireError(-errno.EALREADY, f"{h.label} is already held {'shared' if to_shared else 'exclusively'}")
+        if not to_shared and any(x is not h for x in self.d.resources.all() if x.key == h.key):
+            raise LockError("EAGAIN", f"{h.label} is shared by other processes on this host too")
+        space = self.d.lockspace(h.spec.lockspace)
+        if space.state != LockspaceState.JOINED or space.closing or space.acquire_abort.is_set():
+            raise LockError("ENOSPC", f"lockspace {space.name} is {space.state} here: no lease writes")
+        h.state = ResourceState.ACQUIRING  # a release on the client's exit waits for us (below)
+        abort = space.ballot_started()  # rem_lockspace frees the host id only after this
+        try:
+            if to_shared:
+                if h.lvb is not None and h.lvb_dirty:  # as sanlock: the LVB goes to disk before sharing
+                    try:
+                        write_lvb(lease.storage, h.spec.offset, lease.geometry, h.lvb, lease.io_timeout)
+                        h.lvb_dirty = False
+                    except (LockError, OSError) as exc:  # as sanlock: logged, the conversion goes on
+                        log.error("r %s: writing the lock value block failed: %s", h.label, exc)
+                with storage_errors(resource_areas([h.spec])):
+                    convert.to_shared(lease)
+            else:
+                with storage_errors(resource_areas([h.spec])):
+                    convert.to_exclusive(lease, nowait=bool(req.header.cmd_flags & wire.CONVERT_OWNER_NOWAIT),
+                                         abort=abort)
+            h.spec = replace(h.spec, shared=lease.shared)
+            assert lease.leader is not None
+            h.lver = lease.leader.lver
+        finally:
+            space.ballot_ended()
+            exited = h.state == ResourceState.ORPHAN  # the client went while we converted: its release is ours to do
+            h.state = ResourceState.HELD
+            if exited:
+                with contextlib.suppress(LockError, OSError):
+                    self.d.resources.release(client, [h.spec])
+        log.info("r %s: converted to %s for pid %d", h.label, "shared" if to_shared else "exclusive", client.pid)
+        return wire.reply(req.header)
 
     def request(self, caller: Caller, req: Request) -> Outcome:
         h = req.header
@@ -219,6 +287,8 @@ class Commands:
         if h.data not in (0, 1, 2):
             raise InputError("force_mode (header data)", h.data_signed, "use 1 (force), 2 (graceful) or 0 (clear)")
         lver = None if h.cmd_flags & wire.REQUEST_NEXT_LVER else req.resources[0].lver
+        access.request(self.d, caller, spec.lockspace, spec.name)
+        access.path(self.d, caller, spec.path, "resource.disks[0].path")
         self.d.request(spec, lver, h.data)
         return wire.reply(h)
 
@@ -229,47 +299,52 @@ class Commands:
 
     # ------------------------------------------------------------------ disks
 
+    def _storage(self, caller: Caller, path: str, field: str) -> Storage:
+        """The daemon's handle on ``path``, once the caller has shown it may open the path itself."""
+        access.path(self.d, caller, check_path(path, field), field)
+        return self.d.storages.get(path)
+
     def write_lockspace(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
         check_name(req.lockspace.name, "lockspace.name")
-        return disk.write_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+        return disk.write_lockspace(self._storage(caller, req.lockspace.disk.path, "lockspace.path"), req)
 
     def write_resource(self, caller: Caller, req: Request) -> Outcome:
         spec = resource_spec(req.resources[0], "resource")
-        return disk.write_resource(self.d.storages.get(spec.path), req)
+        return disk.write_resource(self._storage(caller, spec.path, "resource.disks[0].path"), req)
 
     def read_lockspace(self, caller: Caller, req: Request) -> Outcome:
         assert req.lockspace is not None
         try:
-            ls, io = disk.read_lockspace(self.d.storages.get(check_path(req.lockspace.disk.path, "lockspace.path")), req)
+            ls, io = disk.read_lockspace(self._storage(caller, req.lockspace.disk.path, "lockspace.path"), req)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)  # logs it
-            return wire.reply(req.header, result_code(exc), 0, req.lockspace.encode())
+            return wire.reply(req.header, result_code(exc, req), 0, req.lockspace.encode())
         return wire.reply(req.header, 0, io, ls.encode())
 
     def read_resource(self, caller: Caller, req: Request) -> Outcome:
         res = req.resources[0]
         try:
-            out = disk.read_resource(self.d.storages.get(check_path(res.disks[0].path, "resource.path")), res)
+            out = disk.read_resource(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:  # the RES goes back even on error: libsanlock reads it first
             self._fail(req, exc, lambda _b: None)
-            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+            return wire.reply(req.header, result_code(exc, req), 0, res.encode(with_disks=False))
         return wire.reply(req.header, 0, 0, out.encode(with_disks=False))
 
     def read_resource_owners(self, caller: Caller, req: Request) -> Outcome:
         res = req.resources[0]
         try:
-            out, hosts = disk.read_resource_owners(self.d.storages.get(check_path(res.disks[0].path, "resource.path")),
-                                                   res)
+            out, hosts = disk.read_resource_owners(self._storage(caller, res.disks[0].path, "resource.path"), res)
         except BaseException as exc:
             self._fail(req, exc, lambda _b: None)
-            return wire.reply(req.header, result_code(exc), 0, res.encode(with_disks=False))
+            return wire.reply(req.header, result_code(exc, req), 0, res.encode(with_disks=False))
         payload = out.encode(with_disks=False) + b"".join(host.encode() for host in hosts)
         return wire.reply(req.header, 0, len(hosts), payload)
 
     def align(self, caller: Caller, req: Request) -> Outcome:
         assert req.disk is not None
-        return wire.reply(req.header, disk.alignment(check_path(req.disk.path, "disk.path")))
+        access.path(self.d, caller, check_path(req.disk.path, "disk.path"), "disk.path")
+        return wire.reply(req.header, disk.alignment(req.disk.path))
 
     # ------------------------------------------------------------------ daemon
 
@@ -278,14 +353,21 @@ class Commands:
         return h.encode()
 
     def log_dump(self, caller: Caller, req: Request) -> Outcome:
-        """A header with the byte count in data, then the log text; then EOF."""
-        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [])
+        """A header with the byte count in data, then the log text (within half the output bound); then EOF."""
+        text = views.log_text(self.d.ring.dump() if self.d.ring is not None else [],
+                              min(1 << 20, self.d.config.max_output_bytes // 2))
         return wire.reply(req.header, len(text), 0, text, length=wire.HEADER_SIZE)
 
     def status(self, caller: Caller, req: Request) -> Outcome:
         """A header, then the daemon's records (views.status_records); the connection then closes."""
         records = views.status_records(self.d.status(False), req.header.data)
         return wire.reply(req.header, 0, 0, records, length=wire.HEADER_SIZE)
+
+
+def _apply_restrict(caller: Caller) -> None:
+    if caller.client is not None:
+        caller.client.no_sigkill = bool(caller.restrict & wire.RESTRICT_SIGKILL)
+        caller.client.no_sigterm = bool(caller.restrict & wire.RESTRICT_SIGTERM)
 
 
 TABLE: dict[int, tuple[Handler, bool]] = {
@@ -313,6 +395,8 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
     wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
     wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
+    wire.SET_LVB: (lambda c, cl, r: lvbs.set_lvb(c.d, cl, r), True),
+    wire.GET_LVB: (lambda c, cl, r: lvbs.get_lvb(c.d, cl, r), True),
 }
 
 # Commands on a registered client: (handler, inline).
@@ -321,7 +405,7 @@ TARGETED: dict[int, tuple[TargetHandler, bool]] = {
     wire.RELEASE: (Commands.release, False),
     wire.INQUIRE: (Commands.inquire, True),
     wire.KILLPATH: (Commands.killpath, True),
-    wire.CONVERT: (Commands.convert, True),
+    wire.CONVERT: (Commands.convert, False),
 }
 
 # What a stopping daemon still answers.

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
-from ...errors import InputError, LockError
+from ...errors import Area, InputError, LockError, storage_error
 from ...strings import MAX_HOST_ID, Disk, LockspaceSpec, ResourceSpec, check_name, check_path
 from ..clients import Client, PeerCred
 from . import wire
-from .wire import WireError, WireLockspace, WireResource
+from .wire import Request, WireError, WireLockspace, WireResource
 
 EOPNOTSUPP = -errno.EOPNOTSUPP
 SANLK_ERROR = -201
@@ -32,13 +32,30 @@ class Caller:
     event_lockspace: str | None = None  # set by REG_EVENT: events of this lockspace are pushed here
 
 
-def result_code(exc: BaseException) -> int:
+def areas(req: Request | None) -> list[Area]:
+    """The lease areas ``req`` names, so a storage failure inside one is named after its record."""
+    if req is None:
+        return []
+    out = [Area(d.path, d.offset, "resource") for r in req.resources for d in r.disks]
+    if req.lockspace is not None and req.lockspace.disk.path:
+        out.append(Area(req.lockspace.disk.path, req.lockspace.disk.offset, "lockspace"))
+    return out
+
+
+def reported(exc: BaseException, req: Request | None = None) -> BaseException:
+    """The failure as it is answered: an OSError becomes errors.storage_error's LockError (the JSON
+    socket's one mapping: LEADER_/DBLOCK_ READ/WRITE inside ``req``'s areas, EROFS, else the errno)."""
+    if isinstance(exc, OSError):
+        return storage_error(exc, areas(req))
+    return exc
+
+
+def result_code(exc: BaseException, req: Request | None = None) -> int:
+    exc = reported(exc, req)
     if isinstance(exc, (WireError, LockError)):
         return exc.code
     if isinstance(exc, InputError):
         return -errno.EINVAL
-    if isinstance(exc, OSError) and exc.errno:
-        return -exc.errno
     return SANLK_ERROR
 
 

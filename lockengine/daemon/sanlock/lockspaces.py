@@ -15,7 +15,7 @@ from ...strings import MAX_HOST_ID
 from ..engine import Daemon
 from ..lockspace import Lockspace
 from ..log import get_logger
-from . import views, wire
+from . import access, views, wire
 from .common import Caller, Outcome, lockspace_spec, result_code, unsupported
 from .wire import Request, WireError, WireLockspace
 
@@ -38,6 +38,7 @@ class LockspaceCommands:
         spec = lockspace_spec(req.lockspace)
         if h.data > 255:
             raise InputError("io_timeout (header data)", h.data_signed, "use 0 (the daemon's) or 1 to 255 seconds")
+        access.path(self.d, caller, spec.path, "lockspace.host_id_disk.path")
         space = self.d.add_lockspace(spec, h.data or None)
         if h.cmd_flags & wire.ADD_ASYNC:
             return wire.reply(h)
@@ -47,7 +48,7 @@ class LockspaceCommands:
             exc = f.exception()
             if exc is not None:
                 log.info("sanlock add_lockspace %s failed: %s", space.label, exc)
-            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc)))
+            out.set_result(wire.reply(h, 0 if exc is None else result_code(exc, req)))
 
         space.joined.add_done_callback(joined)
         return out

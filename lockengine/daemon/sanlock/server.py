@@ -10,9 +10,16 @@ request carries, so a request is never cut or merged with the next.
 Malformed input: a reply with the error code, then the connection is closed — except on a registered
 connection, whose buffered bytes are dropped while the connection (and its leases) stay.
 
+What a client can cost is bounded as on the JSON socket, by the same rules (connlimits.py): at most
+``max_connections`` connections (one more gets a header with -EAGAIN and is closed), the listener rests
+after EMFILE/ENFILE, a connection with more than ``max_output_bytes`` unsent is dropped, and at most
+MAX_BUFFERED bytes of unread requests are taken in. Half-close: an unregistered connection shut for
+writing still gets the reply to the request it sent (a request cut short by the EOF gets -EINVAL); on a
+registered connection EOF is the client's end, as in sanlock: its leases are released.
+
 Who may connect: the socket is bound like the JSON socket (mode 0660, group ``socket_group``, else
-0600). The per-command authorization of docs/daemon.md (administrator vs ordinary client from
-SO_PEERCRED) plugs in at ``Commands.handle``, which sees each caller's credentials.
+0600). Each caller's credentials (SO_PEERCRED, SO_PEERGROUPS, administrator or not: authz.caller_cred)
+are taken at accept; ``Commands.handle`` applies the JSON socket's rules (authz.py) to every command.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ import threading
 from dataclasses import dataclass, field
 
 from ...errors import InputError, LockError
+from .. import authz
 from ..clients import Client, peer_cred
+from ..connlimits import Gate, done_after_eof, who
 from ..engine import Daemon
 from ..log import get_logger
 from ..server import bind_socket
@@ -40,7 +49,7 @@ log = get_logger("sanlock")
 
 RECV_SIZE = 65536
 CONN_ID_BASE = 1 << 40  # registrations share the daemon's client registry with the JSON socket's ids
-MAX_BUFFERED = 1 << 20  # bytes a connection may leave unread before it is closed
+MAX_BUFFERED = 1 << 20  # bytes of requests a connection may have buffered before it is read no further
 EVENT_POLL = 0.25  # seconds between looks for new lockspace events while anyone listens
 
 
@@ -55,7 +64,12 @@ class Conn:
     busy: bool = False
     closing: bool = False
     closed: bool = False
+    eof: bool = False  # the peer shut its side for writing: answer what it sent, then close
     events: int = 0
+
+    @property
+    def who(self) -> str:
+        return who(self.caller.cred.pid, self.caller.cred.uid)
 
 
 class _Marker:
@@ -85,6 +99,9 @@ class SanlockServer:
         self.commands.spaces.event_count = lambda name: len(self.event_conns.get(name, ()))
         self.sel.register(listener, selectors.EVENT_READ, self._listen_key)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._wake_key)
+        self.gate = Gate(self.sel, listener, self._listen_key, daemon.config.max_connections,
+                         daemon.config.max_output_bytes, log)
+        self.admin_gid = authz.admin_gid(daemon.config)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -106,7 +123,8 @@ class SanlockServer:
         try:
             while not self._stop:
                 # Events arrive in the lockspaces' memory; while anyone listens, look 4 times a second.
-                for key, mask in self.sel.select(EVENT_POLL if self.event_conns else None):
+                timeout = self.gate.timeout(EVENT_POLL if self.event_conns else None)
+                for key, mask in self.sel.select(timeout):
                     data = key.data
                     if data is self._listen_key:
                         self._accept()
@@ -133,24 +151,19 @@ class SanlockServer:
                 self._read(conn)
             self._process(conn)
         except Exception:  # a bug: this connection goes, the socket keeps serving the others
-            log.exception("sanlock socket: connection of pid %d failed; closing it", conn.caller.cred.pid)
+            log.exception("sanlock socket: connection of %s failed; closing it", conn.who)
             self._close(conn)
 
     def _accept(self) -> None:
-        while True:
+        while (sock := self.gate.accept()) is not None:
             try:
-                sock, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    log.error("sanlock accept: %s; refusing connections until a descriptor is free", exc)
-                return
-            sock.setblocking(False)
-            try:
-                cred = peer_cred(sock)
+                cred = authz.caller_cred(sock, peer_cred(sock), self.admin_gid)
             except OSError:
                 sock.close()
+                continue
+            # No request has been read yet: the refusal is a bare reply header with -EAGAIN.
+            if not self.gate.admit(sock, len(self.conns), who(cred.pid, cred.uid),
+                                   wire.reply(wire.Header(), -errno.EAGAIN)):
                 continue
             conn = Conn(self._next_id, sock, Caller(self._next_id, cred, self._watch))
             self._next_id += 1
@@ -161,7 +174,7 @@ class SanlockServer:
         if conn.closed:
             return
         want = 0
-        if not conn.closing and len(conn.inbuf) < MAX_BUFFERED and len(conn.outbuf) < MAX_BUFFERED:
+        if not conn.closing and not conn.eof and len(conn.inbuf) < MAX_BUFFERED:
             want |= selectors.EVENT_READ
         if conn.outbuf:
             want |= selectors.EVENT_WRITE
@@ -184,7 +197,10 @@ class SanlockServer:
             self._close(conn)
             return
         if not data:
-            self._close(conn)
+            if conn.caller.client is not None or conn.caller.event_lockspace is not None:
+                self._close(conn)  # a registration's (or listener's) end: its leases go, as in sanlock
+            else:
+                conn.eof = True  # half-closed: the request it sent still gets its reply
             return
         conn.inbuf += data
 
@@ -193,13 +209,21 @@ class SanlockServer:
         if conn.caller.event_lockspace is not None and conn.inbuf and not conn.busy:
             self._close(conn)  # the end marker (END_EVENT) or anything else: the listener is done
             return
-        # A peer that does not read its replies gets no more requests served until it does.
-        while not conn.busy and not conn.closing and not conn.closed and len(conn.outbuf) < MAX_BUFFERED:
+        while not conn.busy and not conn.closing and not conn.closed:
             req = self._next_request(conn)
             if req is None:
                 break
             conn.busy = True
             self.commands.handle(conn.caller, req, functools.partial(self._post, conn, req.cmd))
+        if conn.closed:
+            return
+        if conn.eof and not conn.busy and not conn.closing and conn.inbuf:
+            self._malformed(conn, wire.WireError(-errno.EINVAL, f"a request cut short by EOF ({len(conn.inbuf)} "
+                                                                "bytes): send it whole"))
+            return
+        if done_after_eof(conn.eof, conn.busy, len(conn.outbuf), bool(conn.inbuf)):
+            self._close(conn)
+            return
         self._set_events(conn)
 
     def _next_request(self, conn: Conn) -> wire.Request | None:
@@ -229,7 +253,7 @@ class SanlockServer:
         conn.header = None
         conn.inbuf.clear()
         registered = conn.caller.client is not None
-        log.info("sanlock socket: pid %d sent a malformed request (%s); %s", conn.caller.cred.pid, exc.message,
+        log.info("sanlock socket: %s sent a malformed request (%s); %s", conn.who, exc.message,
                  "dropped its buffered input" if registered else "closing the connection")
         self._deliver(conn, wire.reply(h or wire.Header(), exc.code), keep=registered)
 
@@ -264,6 +288,8 @@ class SanlockServer:
             conn.closing = True  # one command per connection: close once the reply is out
         conn.outbuf += data
         self._flush(conn)
+        if not conn.closed and self.gate.output_over(len(conn.outbuf), conn.who):
+            self._close(conn)
 
     def _flush(self, conn: Conn) -> None:
         while conn.outbuf:
@@ -275,7 +301,7 @@ class SanlockServer:
                 self._close(conn)
                 return
             del conn.outbuf[:sent]
-        if conn.closing and not conn.outbuf:
+        if not conn.outbuf and (conn.closing or done_after_eof(conn.eof, conn.busy, 0, bool(conn.inbuf))):
             self._close(conn)
             return
         self._set_events(conn)
@@ -289,6 +315,7 @@ class SanlockServer:
             conn.events = 0
         conn.sock.close()
         self.conns.pop(conn.id, None)
+        self.gate.resume()  # a descriptor is free again
         name = conn.caller.event_lockspace
         if name is not None and conn in self.event_conns.get(name, []):
             self.event_conns[name].remove(conn)
@@ -329,9 +356,8 @@ class SanlockServer:
                 he = wire.WireHostEvent(space.host_id, _num(ev["generation"]), _num(ev["event"]), _num(ev["data"]))
                 msg = wire.encode_event(he, sender, info.generation if info is not None else 0)
                 for conn in list(conns):
-                    if len(conn.outbuf) < MAX_BUFFERED:  # a listener that does not read misses events
-                        conn.outbuf += msg
-                        self._flush(conn)
+                    if not conn.closed:  # a listener that does not read is dropped (output bound)
+                        self._deliver(conn, msg, keep=True)
 
     # ------------------------------------------------------------------ registered processes
 
@@ -347,6 +373,7 @@ class SanlockServer:
         self.daemon.client_gone(client, "process exited")
 
     def _close_all(self) -> None:
+        self.gate.close()
         for conn in list(self.conns.values()):
             self._close(conn)
         for key in list(self.sel.get_map().values()):
