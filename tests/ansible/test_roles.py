@@ -113,6 +113,38 @@ def test_engine_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
         assert recap[host]["failed"] == 1 and recap[host]["changed"] == 0, out
 
 
+def test_engine_role_refuses_the_pure_python_crc(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    """The engine role's CRC check (tasks/crc.yml, run after the install) asks the engine itself which CRC-32C
+    it uses: with the venv's Python (crc32c installed) it is C; with a Python that lacks crc32c the role fails
+    and says how to fix it, unless lockengine_require_c_crc is false."""
+    lib = tmp_path / "prefix" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "lockengine").symlink_to(REPO / "lockengine")
+    bare = tmp_path / "bare"  # a Python with the standard library only
+    proc = run([sys.executable, "-m", "venv", "--without-pip", str(bare)])
+    assert proc.returncode == 0, explain(proc)
+    base = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "lockengine_prefix": str(tmp_path / "prefix")}
+    cases = {
+        "c_crc": dict(base, lockengine_python=sys.executable),
+        "python_crc": dict(base, lockengine_python=str(bare / "bin" / "python3")),
+        "python_crc_allowed": dict(base, lockengine_python=str(bare / "bin" / "python3"),
+                                   lockengine_require_c_crc=False),
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": cases}}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "crc check", "hosts": "all", "gather_facts": False,
+        "tasks": [{"ansible.builtin.include_role": {"name": "lockengine.cluster.engine", "tasks_from": "crc.yml"}}],
+    }]))
+    proc = run([tool("ansible-playbook"), "-i", "inventory.yml", "play.yml"], env=ansible_env, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    recap = _recap(out)
+    assert recap["c_crc"]["failed"] == 0 and recap["python_crc_allowed"]["failed"] == 0, out
+    assert recap["python_crc"]["failed"] == 1, out
+    assert "checksums in pure Python (python: crc32c does not import" in _fatal(out, "python_crc")
+    assert "python3-crc32c" in _fatal(out, "python_crc")
+
+
 def test_watchdog_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
     cases = {
         "ok": {"lockengine_watchdog_virtual": True, "lockengine_watchdog_device": "/dev/watchdog0"},
