@@ -156,8 +156,10 @@ def test_watchdog_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None
     recap = _recap(out)
     assert recap["ok"]["failed"] == 0, out
     assert "lockengine_watchdog_device is empty" in _fatal(out, "virtual_without_device")
-    assert "lockengine_watchdog_fire_timeout=3 (5-600 seconds)" in _fatal(out, "short_fire")
-    assert "lockengine_watchdog_device=watchdog0" in _fatal(out, "relative_device")
+    assert ("lockengine_watchdog_fire_timeout is refused by the engine: watchdog_fire_timeout: 3 is not valid; use a "
+            "whole number of seconds from 5 to 600") in _fatal(out, "short_fire")
+    assert ("lockengine_watchdog_device is refused by the engine: watchdog.device: 'watchdog0' is not valid; use an "
+            "absolute path") in _fatal(out, "relative_device")
 
 
 def test_lockspace_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
