@@ -31,6 +31,8 @@ def build(state: State, names: Sequence[str], sizes: Sequence[int], disk_size: i
     # systemd-nspawn keeps per-machine mount-propagation dirs below /run/systemd/nspawn
     nspawn.NspawnRuntime.before_start(list(names)).log(state)
     for name in names:
+        if state.data["config"].get("persistent_root"):
+            nspawn.mount_root(state, name)
         nspawn.start(state, name, children)
     wait_ready(state, names, boot_timeout, ssh)
     state.data["phase"] = "up"

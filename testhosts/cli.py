@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT,
                     help=f"seconds to wait for sshd (default {DEFAULT_BOOT_TIMEOUT:g})")
     up.add_argument("--keep-on-failure", action="store_true", help="leave a failed up's pieces for inspection")
+    up.add_argument("--persistent-root", action="store_true",
+                    help="keep what a host writes to its root across `restart` (default: every boot starts afresh)")
     up.add_argument("--molecule", action="store_true",
                     help="print molecule's instance config (list of instance/address/user/port/identity_file)")
 
@@ -164,7 +166,8 @@ def _dispatch(cluster: Cluster, args: argparse.Namespace) -> int:
         description = cluster.up(args.n, disks=args.disks, sector_size=args.sector_size, disk_size=args.disk_size,
                                  watchdog_timeout=args.watchdog_timeout, bind_ro=args.bind_ro, prefix=args.prefix,
                                  names=args.names,
-                                 boot_timeout=args.boot_timeout, keep_on_failure=args.keep_on_failure)
+                                 boot_timeout=args.boot_timeout, keep_on_failure=args.keep_on_failure,
+                                 persistent_root=args.persistent_root)
         _print_json(cluster.molecule_instances() if args.molecule else description)
     elif cmd == "down":
         started = time.monotonic()

@@ -86,10 +86,12 @@ class Cluster:
     def up(self, n: int, *, disks: int = 1, sector_size: int | Sequence[int] = 512,
            disk_size: int = DEFAULT_DISK_SIZE, watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT,
            bind_ro: Sequence[str | tuple[str, str]] = (), prefix: str = "node", names: Sequence[str] | None = None,
-           boot_timeout: float = DEFAULT_BOOT_TIMEOUT, keep_on_failure: bool = False) -> Description:
+           boot_timeout: float = DEFAULT_BOOT_TIMEOUT, keep_on_failure: bool = False,
+           persistent_root: bool = False) -> Description:
         """Start n hosts; return the machine-readable description (also in cluster.json).
 
         Hosts are named <prefix>1..<prefix>n unless `names` (n of them) is given; host i gets 10.231.0.(10+i).
+        With `persistent_root`, what a host writes to its root survives `restart` (an overlay in its dir).
         """
         sizes = options.check_up(n, disks, sector_size, disk_size, watchdog_timeout)
         host_names = options.host_names(n, prefix, names)
@@ -114,7 +116,7 @@ class Cluster:
             state.data["config"] = {
                 "hosts": n, "names": host_names, "disks": disks, "sector_sizes": sizes, "disk_size": disk_size,
                 "watchdog_timeout": watchdog_timeout, "bind_ro": [list(b) for b in binds], "image": str(root),
-                "boot_timeout": boot_timeout,
+                "boot_timeout": boot_timeout, "persistent_root": persistent_root,
             }
             state.save()
             started = time.monotonic()

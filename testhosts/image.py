@@ -27,6 +27,7 @@ from .tools import require_tools, run, say
 IMAGE_PACKAGES = (
     "python3",
     "python3-jsonschema",
+    "python3-crc32c",
     "systemd",
     "systemd-sysv",
     "dbus",

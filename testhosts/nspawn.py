@@ -4,9 +4,13 @@ A host's systemd-nspawn is started through cgexec.py, so that it lives in the ho
 first instruction on; its pid + start time go to state.json and to ``nspawn.pid`` in the host's dir
 (the watchdog player reads it to find the host's init).
 
+A host's root is the image under an overlay: by default nspawn's own (``--volatile=overlay``, a tmpfs
+that every boot starts afresh), or with ``persistent_root`` one the harness mounts in the host's dir
+(``root/``, upper layer ``upper/``), so that what a host installed survives ``restart`` as on a real disk.
+
 Undo kinds: ``nspawn`` (stop a host for good: release its storage faults, thaw it, kill its init,
-its nspawn and whatever is left in its cgroup) and ``nspawn-runtime`` (the per-machine dirs systemd
-keeps below /run/systemd/nspawn).
+its nspawn and whatever is left in its cgroup), ``nspawn-runtime`` (the per-machine dirs systemd
+keeps below /run/systemd/nspawn) and ``root-overlay`` (unmount a persistent root).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from .plan import IN_HOST_WATCHDOGS
 from .procs import Children, proc_start_time, running, signal_recorded, stop_recorded, wait_gone
 from .records import HostRecord
 from .state import State
-from .tools import require_tools, say
+from .tools import require_tools, run, say
 from .watchdog_player import host_init
 
 CGEXEC = Path(__file__).resolve().parent / "cgexec.py"
@@ -42,9 +46,11 @@ def argv(state: State, name: str) -> list[str]:
     h = state.hosts[name]
     hdir = Path(h["dir"])
     config = state.data["config"]
+    root = ["--volatile=overlay", f"--directory={config['image']}"] if not config.get("persistent_root") \
+        else [f"--directory={hdir / 'root'}"]
     args = [
         require_tools(["systemd-nspawn"])["systemd-nspawn"], "--quiet", "--register=no", "--keep-unit",
-        "--boot", "--volatile=overlay", "--console=read-only", f"--directory={config['image']}",
+        "--boot", *root, "--console=read-only",
         f"--machine={name}", f"--hostname={name}", f"--uuid={h['machine_id']}", "--resolv-conf=off",
         # --uuid is the machine-id: systemd writes it into the (empty, overlaid) /etc/machine-id at boot;
         # a bind mount would look "transient" and fail systemd-machine-id-commit.service.
@@ -79,6 +85,22 @@ def start(state: State, name: str, children: Children) -> None:
     h["nspawn"] = rec
     state.save()
     write_atomic(hdir / "nspawn.pid", f"{rec['pid']} {rec['start']}\n")
+
+
+def mount_root(state: State, name: str) -> None:
+    """The persistent root of a host: an overlay of the image (read-only lower) and ``upper/`` in its dir."""
+    hdir = Path(state.hosts[name]["dir"])
+    for sub in ("root", "upper", "work"):
+        (hdir / sub).mkdir(exist_ok=True)
+    RootOverlay(host=name, root=str(hdir / "root")).log(state)
+    run(["mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir={state.data['config']['image']},upperdir={hdir / 'upper'},workdir={hdir / 'work'}",
+         str(hdir / "root")])
+
+
+def is_mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return any(line.split()[4] == path for line in f)
 
 
 def problem(h: HostRecord) -> str | None:
@@ -162,3 +184,15 @@ class NspawnRuntime(undo.UndoStep):
                 with contextlib.suppress(FileNotFoundError):
                     if not any(path.iterdir()):
                         path.rmdir()
+
+
+@undo.kind
+@dataclasses.dataclass(frozen=True)
+class RootOverlay(undo.UndoStep):
+    KIND = "root-overlay"
+    host: str
+    root: str
+
+    def undo(self, state: State) -> None:
+        if is_mounted(self.root):
+            run(["umount", self.root])

@@ -65,6 +65,7 @@ class ClusterConfig(TypedDict, total=False):
     bind_ro: list[list[str]]
     image: str
     boot_timeout: float
+    persistent_root: bool
 
 
 class StateData(TypedDict):

@@ -5,7 +5,9 @@ keeps ONE copy of each rule in module_utils/common.py, used by the modules and t
 test imports both sides and compares them: the geometry table, the host-id limit, the offset syntax,
 names and paths, the run dir / socket name / its environment variable, the audit log's default path,
 request force modes and host states. ``drifts()`` lists every difference; a parametrised test shows it
-catches each table deliberately broken. The Python floor is stated once (pyproject's requires-python)
+catches each table deliberately broken. The module watchdog_info keeps its own reading of sysfs (it runs
+before the engine is installed); ``watchdog_drifts`` reads fake sysfs trees with it and with the engine's
+lockengine/watchdog/sysfs.py and lists every difference, shown to catch each deliberate break. The Python floor is stated once (pyproject's requires-python)
 and ``floor_drifts`` checks mypy and the engine role's preflight against it.
 """
 
@@ -207,3 +209,101 @@ def test_one_python_floor() -> None:
     assert floor_drifts(pyproject.replace('python_version = "3.11"', 'python_version = "3.12"'), preflight)
     assert floor_drifts(pyproject.replace("line-length = 120", 'line-length = 120\ntarget-version = "py39"'), preflight)
     assert floor_drifts(pyproject, preflight.replace("version('3.11', '>=')", "version('3.9', '>=')"))
+
+
+# --------------------------------------------------------------------------- watchdog sysfs
+
+# The module watchdog_info runs before the engine is installed (role watchdog picks the device), so it reads
+# sysfs itself; its reading must stay the engine's (lockengine/watchdog/sysfs.py). Both read the same fake
+# trees: attributes as the kernel prints them (bootstatus and timeouts decimal, options hex with 0x), missing
+# and unreadable ones. Device nodes are links to /dev/null (1:3) and /dev/zero (1:5): stat only, never opened.
+SYSFS_CASES: dict[str, dict[str, str]] = {
+    "watchdog0": {"identity": "iTCO_wdt", "timeout": "30", "min_timeout": "1", "max_timeout": "613",
+                  "state": "active", "nowayout": "1", "bootstatus": "32", "options": "0x8180", "dev": "1:3",
+                  "timeleft": "29", "pretimeout": "0"},
+    "watchdog1": {"identity": "Software Watchdog", "timeout": "60", "state": "inactive", "nowayout": "0",
+                  "bootstatus": "0", "options": "0x8100", "dev": "1:5"},
+    "watchdog2": {"identity": "odd", "timeout": "x", "bootstatus": "0x20", "options": "garbage", "max_timeout": "0"},
+    "watchdog3": {"timeout": "10", "options": "0x80", "min_timeout": "15", "max_timeout": "20"},
+}
+FIRE_TIMEOUTS = (5, 10, 16, 20, 30, 60, 700)
+ATTRS = ("identity", "state", "timeout", "min_timeout", "max_timeout", "timeleft", "pretimeout", "bootstatus",
+         "options", "dev")
+
+
+def _watchdog_tree(root: Path) -> tuple[Path, Path, Path]:
+    sysfs, dev, proc = root / "sys", root / "dev", root / "proc"
+    for name, attrs in SYSFS_CASES.items():
+        d = sysfs / "class" / "watchdog" / name
+        d.mkdir(parents=True)
+        for key, value in attrs.items():
+            (d / key).write_text(value + "\n")
+    dev.mkdir()
+    (dev / "watchdog0").symlink_to("/dev/null")
+    (dev / "watchdog1").symlink_to("/dev/zero")
+    for pid, comm, target in ((7, "wdmd", "/dev/null"), (9, "bash", str(root)), (11, "other", "/dev/zero")):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        (proc / str(pid) / "fd" / "3").symlink_to(target)
+    return sysfs, dev, proc
+
+
+def watchdog_drifts(root: Path) -> list[str]:
+    """Every difference between the module's and the engine's reading of one fake sysfs, /dev and /proc."""
+    from ansible_collections.lockengine.cluster.plugins.modules import watchdog_info
+
+    from lockengine.watchdog import sysfs as engine_sysfs
+
+    sysfs, dev, proc = _watchdog_tree(root)
+    mine = {d["name"]: d for d in watchdog_info.list_devices(str(sysfs / "class" / "watchdog"), str(dev))}
+    theirs = {str(e["name"]): e for e in engine_sysfs.list_watchdogs(str(sysfs), str(dev))}
+    out: list[str] = []
+    out += _differ("devices with sysfs", sorted(n for n, d in mine.items() if d.get("sysfs")), sorted(theirs))
+    for name, entry in theirs.items():
+        d = mine.get(name, {})
+        for attr in ATTRS:
+            out += _differ(f"{name}.{attr}", d.get(attr), entry.get(attr))
+        out += _differ(f"{name}.nowayout", d.get("nowayout"),
+                       None if entry.get("nowayout") is None else entry["nowayout"] == 1)
+        out += _differ(f"{name}.last_boot_watchdog_reset", d.get("last_boot_watchdog_reset"),
+                       engine_sysfs.last_boot_was_watchdog_reset(entry))
+        for fire in FIRE_TIMEOUTS:
+            ok = watchdog_info.fire_timeout_check(dict(d, kind="char"), fire)[0]
+            out += _differ(f"{name} fire timeout {fire} ok", ok, engine_sysfs.timeout_check(entry, fire)[0])
+        path = str(dev / name)
+        if name in ("watchdog0", "watchdog1"):
+            out += _differ(f"{name} device numbers", watchdog_info._numbers(d, list(mine.values())),
+                           engine_sysfs._device_numbers(path, str(sysfs)))
+            out += _differ(f"{name} holders", watchdog_info.holders(watchdog_info._numbers(d, list(mine.values())),
+                                                                    str(proc)),
+                           engine_sysfs.holders_of(path, str(sysfs), str(proc)))
+    return out
+
+
+def test_watchdog_info_reads_sysfs_as_the_engine_does(tmp_path: Path) -> None:
+    assert watchdog_drifts(tmp_path) == []
+
+
+def _hex_everywhere(text: str | None, base: int = 10) -> int | None:
+    try:
+        return int(text, 16) if text is not None else None
+    except ValueError:
+        return None
+
+
+WATCHDOG_BREAKS: list[tuple[str, Any]] = [
+    ("_int", _hex_everywhere),  # the old bug: bootstatus read as hex (the kernel prints 32, not 0x20)
+    ("WDIOF_CARDRESET", 0x10),
+    ("WDIOF_SETTIMEOUT", 0x100),
+    ("_INT_ATTRS", ("timeout", "min_timeout", "pretimeout", "timeleft")),  # max_timeout forgotten
+    ("LEGACY_DEV", (10, 131)),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WATCHDOG_BREAKS, ids=[n for n, _ in WATCHDOG_BREAKS])
+def test_a_drifted_watchdog_reading_is_caught(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+                                              value: Any) -> None:
+    from ansible_collections.lockengine.cluster.plugins.modules import watchdog_info
+
+    monkeypatch.setattr(watchdog_info, name, value)
+    assert watchdog_drifts(tmp_path) != []

@@ -2,10 +2,12 @@
 loop-device disk, virtual watchdogs). Each converges the three roles, converges again to prove nothing
 changes, and verifies on the real engine and daemon:
 
-- ``default``: membership and leases: a release request, a refused and a real force-release;
+- ``default``: a dry run, membership, rejoin after a daemon restart and after a reboot of the host, support
+  bundle, cluster view, leases: a release request, a refused and a real force-release;
 - ``failover``: a lease holder's host is crashed; the lease moves only after its owner counts as dead;
-- ``storage_loss``: a holder's storage fails or hangs; the daemon kills the holder (SIGTERM, then SIGKILL),
-  the watchdog goes unpetted (and resets the host whose holder cannot be killed), the leases move after;
+- ``storage_loss``: a holder's storage fails or hangs (the cluster view marks the hung host's stale view); the
+  daemon kills the holder (SIGTERM, then SIGKILL), the watchdog goes unpetted (and resets the host whose
+  holder cannot be killed), the leases move after;
 - ``force_release``: graceful release on request, force-release refused for a live owner, done for a dead one.
 
 The collection comes from the session's private install (ANSIBLE_COLLECTIONS_PATH); molecule's own prerun
@@ -39,7 +41,8 @@ def molecule_test(scenario: str, env: dict[str, str]) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_molecule_default_scenario(ansible_env: dict[str, str]) -> None:
-    molecule_test("default", ansible_env)
+    out = molecule_test("default", ansible_env)
+    assert "Same id, a generation newer than before the reboot" in out, "the verify did not reach the reboot"
 
 
 @pytest.mark.cluster
@@ -55,6 +58,8 @@ def test_molecule_failover_scenario(ansible_env: dict[str, str]) -> None:
 @pytest.mark.timeout(1800)
 def test_molecule_storage_loss_scenario(ansible_env: dict[str, str]) -> None:
     out = molecule_test("storage_loss", ansible_env)
+    assert "Host 3's row is a disagreement, node2 seeing it fail or dead and node3 live" in out, \
+        "the verify did not reach the cluster view"
     assert "reset node2 before R2 moved" in out, "the verify did not reach its watchdog checks"
 
 

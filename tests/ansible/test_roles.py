@@ -89,18 +89,60 @@ def _fatal(output: str, host: str) -> str:
 def test_engine_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
     cases = {
         "ok": {"lockengine_python": sys.executable},
+        # the schema allows '.' and capitals in a group name (a hand-copied rule once refused them)
+        "group_with_dot": {"lockengine_python": sys.executable, "lockengine_group": "Lock.admins"},
         "bad_io_timeout": {"lockengine_python": sys.executable, "lockengine_io_timeout": 0},
+        "bad_host_name": {"lockengine_python": sys.executable, "lockengine_host_name": "a b"},
+        "bad_extra": {"lockengine_python": sys.executable, "lockengine_config_extra": {"max_connections": 2}},
         "no_watchdog": {"lockengine_python": sys.executable, "lockengine_watchdog_backend": "none"},
         "bad_python": {"lockengine_python": "/nonexistent/python3"},
     }
     out = _preflight("engine", cases, ansible_env, tmp_path)
     recap = _recap(out)
-    assert recap["ok"]["failed"] == 0, out
-    assert "lockengine_io_timeout=0 (1-255)" in _fatal(out, "bad_io_timeout")
+    for host in ("ok", "group_with_dot"):
+        assert recap[host]["failed"] == 0, out
+    # The engine's own loader and shipped schema decide, and the message names the role variable and the field.
+    assert ("lockengine_io_timeout makes lockengine.conf invalid: io_timeout: 0 is not valid; use a whole number of "
+            "seconds from 1 to 255") in _fatal(out, "bad_io_timeout")
+    assert "lockengine_host_name makes lockengine.conf invalid: host_name: 'a b' is not valid" in _fatal(out, "bad_host_name")
+    assert ("lockengine_config_extra (field max_connections) makes lockengine.conf invalid: max_connections: 2 is not "
+            "valid; use a whole number from 4 to 65536") in _fatal(out, "bad_extra")
     assert "set lockengine_watchdog_allow_none: true" in _fatal(out, "no_watchdog")
     assert "lockengine_python=/nonexistent/python3" in _fatal(out, "bad_python")
-    for host in ("bad_io_timeout", "no_watchdog", "bad_python"):
+    for host in ("bad_io_timeout", "bad_host_name", "bad_extra", "no_watchdog", "bad_python"):
         assert recap[host]["failed"] == 1 and recap[host]["changed"] == 0, out
+
+
+def test_engine_role_refuses_the_pure_python_crc(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    """The engine role's CRC check (tasks/crc.yml, run after the install) asks the engine itself which CRC-32C
+    it uses: with the venv's Python (crc32c installed) it is C; with a Python that lacks crc32c the role fails
+    and says how to fix it, unless lockengine_require_c_crc is false."""
+    lib = tmp_path / "prefix" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "lockengine").symlink_to(REPO / "lockengine")
+    bare = tmp_path / "bare"  # a Python with the standard library only
+    proc = run([sys.executable, "-m", "venv", "--without-pip", str(bare)])
+    assert proc.returncode == 0, explain(proc)
+    base = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "lockengine_prefix": str(tmp_path / "prefix")}
+    cases = {
+        "c_crc": dict(base, lockengine_python=sys.executable),
+        "python_crc": dict(base, lockengine_python=str(bare / "bin" / "python3")),
+        "python_crc_allowed": dict(base, lockengine_python=str(bare / "bin" / "python3"),
+                                   lockengine_require_c_crc=False),
+    }
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": cases}}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "crc check", "hosts": "all", "gather_facts": False,
+        "tasks": [{"ansible.builtin.include_role": {"name": "lockengine.cluster.engine", "tasks_from": "crc.yml"}}],
+    }]))
+    proc = run([tool("ansible-playbook"), "-i", "inventory.yml", "play.yml"], env=ansible_env, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    recap = _recap(out)
+    assert recap["c_crc"]["failed"] == 0 and recap["python_crc_allowed"]["failed"] == 0, out
+    assert recap["python_crc"]["failed"] == 1, out
+    assert "checksums in pure Python (python: crc32c does not import" in _fatal(out, "python_crc")
+    assert "python3-crc32c" in _fatal(out, "python_crc")
 
 
 def test_watchdog_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
@@ -114,8 +156,10 @@ def test_watchdog_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None
     recap = _recap(out)
     assert recap["ok"]["failed"] == 0, out
     assert "lockengine_watchdog_device is empty" in _fatal(out, "virtual_without_device")
-    assert "lockengine_watchdog_fire_timeout=3 (5-600 seconds)" in _fatal(out, "short_fire")
-    assert "lockengine_watchdog_device=watchdog0" in _fatal(out, "relative_device")
+    assert ("lockengine_watchdog_fire_timeout is refused by the engine: watchdog_fire_timeout: 3 is not valid; use a "
+            "whole number of seconds from 5 to 600") in _fatal(out, "short_fire")
+    assert ("lockengine_watchdog_device is refused by the engine: watchdog.device: 'watchdog0' is not valid; use an "
+            "absolute path") in _fatal(out, "relative_device")
 
 
 def test_lockspace_preflight(ansible_env: dict[str, str], tmp_path: Path) -> None:
@@ -124,6 +168,9 @@ def test_lockspace_preflight(ansible_env: dict[str, str], tmp_path: Path) -> Non
         "ok": {"lockengine_lockspaces": good, "lockengine_host_id": 1},
         "empty": {"lockengine_lockspaces": []},
         "colon": {"lockengine_lockspaces": [{"name": "L:S", "path": "/dev/lockdisk0"}]},
+        # 30 characters but 60 bytes: the engine counts bytes, as the name is stored on disk
+        "long_name": {"lockengine_lockspaces": [{"name": "\u00e9" * 30, "path": "/dev/lockdisk0"}]},
+        "relative_path": {"lockengine_lockspaces": [{"name": "LS", "path": "dev/lockdisk0"}]},
         "overlap": {"lockengine_lockspaces": [{"name": "LS", "path": "/dev/lockdisk0", "offset": "1M",
                                                "resources": [{"name": "R1", "offset": 1048576}]}]},
         "no_name": {"lockengine_lockspaces": [{"path": "/dev/lockdisk0"}]},
@@ -133,7 +180,11 @@ def test_lockspace_preflight(ansible_env: dict[str, str], tmp_path: Path) -> Non
     recap = _recap(out)
     assert recap["ok"]["failed"] == 0, out
     assert "lockengine_lockspaces must be a non-empty list" in _fatal(out, "empty")
-    assert "lockengine_lockspaces entry L:S" in _fatal(out, "colon")
+    assert ("lockengine_lockspaces[0].name is refused by the engine: lockspaces[0].name: 'L:S' is not valid; "
+            "use a name of 1 to 48 bytes without ':'") in _fatal(out, "colon")
+    assert "lockengine_lockspaces[0].name is refused by the engine" in _fatal(out, "long_name")
+    assert "at most 48 bytes (60 given)" in _fatal(out, "long_name")
+    assert "lockengine_lockspaces[0].path is refused by the engine" in _fatal(out, "relative_path")
     assert "offsets different from each other and from the lockspace's" in _fatal(out, "overlap")
     # The argument spec catches a missing name before the preflight runs.
     assert "missing required arguments: name" in _fatal(out, "no_name")

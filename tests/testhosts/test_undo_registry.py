@@ -26,6 +26,7 @@ ENTRIES: list[UndoRecord] = [
     {"kind": "disk", "backing": "/run/x/disks/disk0.img"},
     {"kind": "process", "role": "watchdog", "host": "node1", "pid": 4242, "start": 123456},
     {"kind": "nspawn-runtime", "made": True, "hosts": ["node1", "node2"]},
+    {"kind": "root-overlay", "host": "node1", "root": "/run/x/hosts/node1/root"},
     {"kind": "nspawn", "host": "node1"},
 ]
 

@@ -6,10 +6,14 @@
 Pure logic on the controller. Input: one observation per host:
   {"host": inventory_hostname, "reachable": bool, "reason": str,
    "lockspaces": {LS: {"state": "JOINED"|..., "host_id": int, "hosts": [{"host_id", "name", "state"}]}},
-   "leases": [{"lockspace", "resource", "lver", "host_id": this host's id, "disk_owner_id"}]}
-A host's view of its own slot is its lockspace state (JOINED counts as live). Rows where the hosts that
-see the slot disagree are marked, and so is a lease a host believes it holds while the disk names
-another owner.
+   "leases": [{"lockspace", "resource", "lver", "state", "host_id": this host's id, "disk_owner_id", "disk_error"}]}
+A host entry may name itself "host_name" (the daemon's `client gets -h 1`) instead of "name". A host's view
+of its own slot is its lockspace state (JOINED counts as live); a FAILED lockspace keeps the host table of
+its last renewal, so its other rows show what that host last saw (it ages to fail and dead). Rows where the
+hosts that see the slot disagree are marked, and so is a lease a host believes it holds while the disk
+names another owner. Not counted as disagreements, only listed: a request still waiting (state ACQUIRING),
+a lease whose disk read did not complete ("disk_error": nothing is known about its owner on disk), and a
+lease whose lockspace this host no longer lists (its id is unknown; the daemon is ending its holders).
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ def cluster_view_table(observations):
         for o in observers:
             ls = (o.get("lockspaces") or {}).get(lockspace) or {}
             for h in ls.get("hosts") or []:
-                if str(h.get("state", "")).lower() != "free" and h.get("name"):
-                    slots.setdefault(h["host_id"], h["name"])
+                name = h.get("name") or h.get("host_name")
+                if str(h.get("state", "")).lower() != "free" and name:
+                    slots.setdefault(h["host_id"], name)
         for o in observers:
             ls = (o.get("lockspaces") or {}).get(lockspace) or {}
             if ls.get("host_id"):
@@ -64,14 +69,24 @@ def cluster_view_table(observations):
     if held:
         lines.append("leases held by processes on each host (owner on disk as that host reads it)")
         for host, lease in sorted(held, key=lambda x: (x[0], x[1].get("lockspace", ""), x[1].get("resource", ""))):
+            label = "%s:%s" % (lease.get("lockspace"), lease.get("resource"))
+            if lease.get("state") == "ACQUIRING":
+                lines.append("  %s waits for %s (acquiring)" % (host, label))
+                continue
+            row = "  %s holds %s lver %s; " % (host, label, lease.get("lver"))
+            if lease.get("disk_error"):
+                lines.append(row + "disk not read (%s), its id %s" % (lease["disk_error"], lease.get("host_id")))
+                continue
+            if lease.get("host_id") is None:
+                lines.append(row + "disk owner %s; lockspace %s not joined here (its id unknown)" % (
+                    lease.get("disk_owner_id"), lease.get("lockspace")))
+                continue
             ok = lease.get("disk_owner_id") == lease.get("host_id")
-            row = "  %s holds %s:%s lver %s; disk owner %s, its id %s" % (
-                host, lease.get("lockspace"), lease.get("resource"), lease.get("lver"), lease.get("disk_owner_id"),
-                lease.get("host_id"))
+            row += "disk owner %s, its id %s" % (lease.get("disk_owner_id"), lease.get("host_id"))
             if not ok:
                 row += " " + MARK
-                disagreements.append("%s believes it holds %s:%s but the disk names owner %s" % (
-                    host, lease.get("lockspace"), lease.get("resource"), lease.get("disk_owner_id")))
+                disagreements.append("%s believes it holds %s but the disk names owner %s" % (
+                    host, label, lease.get("disk_owner_id")))
             lines.append(row)
     for o in observers:
         if not o.get("reachable"):
