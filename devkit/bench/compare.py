@@ -1,12 +1,15 @@
 """lockengine and the real sanlock side by side, on one loop device, in one run.
 
     python -m devkit.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
-                                       [--idle-seconds 60] [--json]
+                                       [--idle-seconds 60] [--clients 1,8,32] [--resources 400] [--json]
 
 Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
-Python binding, our Python client), the time to join a free host-id slot, and the daemon's RSS and
-idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then lockengine/sanlock
-ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and python3-sanlock.
+Python binding, our Python client), the time to join a free host-id slot, acquires/s and releases/s
+with 1, 8 and 32 concurrent client processes over RESOURCES leases (throughput.py; both daemons
+run at once and the client counts alternate between them, so a noisy machine hits both alike), and
+the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then
+lockengine/sanlock ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and
+python3-sanlock.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from lockengine.init import init_lockspace, init_resource
 from lockengine.ondisk import Geometry
 from lockengine.storage import DirectStorage
 
-from ..sanlockd import SanlockDaemon
+from ..sanlockd import DEBIAN_PYTHON, SanlockDaemon
+from .throughput import run_clients, shares
 
 MiB = 1 << 20
 SIDE_SCRIPT = Path(__file__).with_name("sanlock_side.py")
@@ -52,6 +56,13 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -159,12 +170,41 @@ def lockengine_hold(d: LockengineDaemon, path: str, layout: list[tuple[str, int,
     return c  # stays connected: the leases live as long as this client
 
 
+def throughput(sl: SanlockDaemon, le: LockengineDaemon, path: str, areas: dict[str, tuple[int, list[int]]],
+               clients: list[int], io: int, say: Any) -> dict[str, dict[str, float]]:
+    """acquires/s and releases/s of both daemons at each client count, alternating daemons."""
+    sl_off, sl_res = areas["TPS"]
+    le_off, le_res = areas["TPL"]
+    sl.client("add_lockspace", "-o", str(io), "-s", f"TPS:1:{path}:{sl_off}")
+    with Client(le.socket, timeout=600) as c:
+        c.add_lockspace("TPL", 1, path, le_off, io_timeout=io)
+    out: dict[str, dict[str, float]] = {"sanlock": {}, "lockengine": {}}
+    for n in clients:
+        say(f"== throughput, {n} client(s), {len(sl_res)} leases: sanlock, then lockengine")
+        sl_cmds = [[DEBIAN_PYTHON, str(SIDE_SCRIPT), "worker", "TPS", path, ",".join(map(str, part))]
+                   for part in shares(sl_res, n)]
+        le_cmds = [[sys.executable, "-m", "devkit.bench.throughput", "worker", le.socket, "TPL", path,
+                    ",".join(map(str, part))] for part in shares(le_res, n)]
+        for key, value in run_clients(sl_cmds, env=sl.env).items():
+            out["sanlock"][f"{key}_{n}"] = value
+        for key, value in run_clients(le_cmds).items():
+            out["lockengine"][f"{key}_{n}"] = value
+    sl.client("rem_lockspace", "-s", f"TPS:1:{path}:{sl_off}")
+    with Client(le.socket, timeout=600) as c:
+        c.rem_lockspace("TPL")
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     io, n_ls, n_leases = args.io_timeout, args.lockspaces, args.leases
-    hold_base = 8 * MiB
+    clients = [int(x) for x in args.clients.split(",") if x] if args.resources else []
+    n_res = args.resources if clients else 0
+    tp_base = 8 * MiB
+    hold_base = tp_base + 2 * (n_res + 1) * MiB
     size = hold_base + 2 * n_ls * (n_leases + 1) * MiB + 8 * MiB
     work = Path(tempfile.mkdtemp(prefix="lockengine-bench-", dir="/var/tmp"))
-    results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases}
+    results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases,
+                               "clients": clients, "resources": n_res}
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         loop = LoopDevice(work / "disk.img", size)
@@ -174,6 +214,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Separate areas per daemon, so neither starts from the other's leftovers.
         init_areas(path, "BENCH", 0, [("R0", 1 * MiB)], io)
         init_areas(path, "BENCH", 2 * MiB, [("R0", 3 * MiB)], io)
+        areas: dict[str, tuple[int, list[int]]] = {}
+        for i, name in enumerate(("TPS", "TPL")):
+            base = tp_base + i * (n_res + 1) * MiB
+            areas[name] = (base, [base + (j + 1) * MiB for j in range(n_res)])
+            init_areas(path, name, base, [(f"T{off}", off) for off in areas[name][1]], io)
         sl_layout = hold_layout(hold_base, n_ls, n_leases)
         le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
         for name, off, resources in sl_layout + le_layout:
@@ -183,45 +228,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.json:
                 print(message, flush=True)
 
-        say(f"== sanlock on {path}: join, {args.count} acquire/release")
         sl = SanlockDaemon(work / "sanlock", "bench-sanlock")
         sl.start()
-        try:
-            out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
-            results["sanlock"] = json.loads(out.stdout)
-            if n_ls:
-                say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
-                holder = _sanlock_hold(sl, path, sl_layout, io)
-                try:
-                    results["sanlock"]["rss_mib"] = rss_mib(sl.proc.pid) if sl.proc else 0.0
-                    results["sanlock"]["idle_cpu_percent"] = idle_cpu_percent(sl.proc.pid, args.idle_seconds) if sl.proc else 0.0
-                finally:
-                    holder.kill()
-                    holder.wait()
-        finally:
-            sl.stop()
-
-        say(f"== lockengine on {path}: join, {args.count} acquire/release")
+        stack.callback(sl.stop)
         le = LockengineDaemon(work / "lockengine", "bench-lockengine", io)
-        try:
-            results["lockengine"] = lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io)
-            if n_ls:
-                say(f"== lockengine: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
-                c = lockengine_hold(le, path, le_layout, io)
-                try:
-                    results["lockengine"]["rss_mib"] = rss_mib(le.pid)
-                    results["lockengine"]["idle_cpu_percent"] = idle_cpu_percent(le.pid, args.idle_seconds)
-                finally:
-                    c.close()
-        finally:
-            le.stop()
+        stack.callback(le.stop)
+        assert sl.proc is not None
+        results["sanlock"] = {"start_rss_mib": rss_mib(sl.proc.pid), "start_threads": threads(sl.proc.pid)}
+        results["lockengine"] = {"start_rss_mib": rss_mib(le.pid), "start_threads": threads(le.pid)}
+
+        say(f"== on {path}: join, {args.count} acquire/release: sanlock, then lockengine")
+        out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
+        results["sanlock"].update(json.loads(out.stdout))
+        results["lockengine"].update(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
+
+        if clients:
+            tp = throughput(sl, le, path, areas, clients, io, say)
+            results["sanlock"].update(tp["sanlock"])
+            results["lockengine"].update(tp["lockengine"])
+
+        if n_ls:
+            say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+            holder = _sanlock_hold(sl, path, sl_layout, io)
+            try:
+                results["sanlock"].update(held_figures(sl.proc.pid, args.idle_seconds))
+            finally:
+                holder.kill()
+                holder.wait()
+            say(f"== lockengine: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+            c = lockengine_hold(le, path, le_layout, io)
+            try:
+                results["lockengine"].update(held_figures(le.pid, args.idle_seconds))
+            finally:
+                c.close()
     ratios = {}
-    for key in ("acquire_ms", "release_ms", "join_s", "rss_mib", "idle_cpu_percent"):
-        a, b = results["lockengine"].get(key), results["sanlock"].get(key)
-        if a is not None and b:
+    for key, a in results["lockengine"].items():
+        b = results["sanlock"].get(key)
+        if isinstance(a, (int, float)) and b:
             ratios[key] = a / b
     results["ratio_lockengine_to_sanlock"] = ratios
     return results
+
+
+def held_figures(pid: int, idle_seconds: float) -> dict[str, float]:
+    """RSS and threads while holding, idle CPU over ``idle_seconds``, and RSS after that idle time."""
+    out = {"rss_mib": rss_mib(pid), "threads": float(threads(pid))}
+    out["idle_cpu_percent"] = idle_cpu_percent(pid, idle_seconds)
+    out["idle_rss_mib"] = rss_mib(pid)
+    return out
 
 
 def _sanlock_hold(sl: SanlockDaemon, path: str, layout: list[tuple[str, int, list[tuple[str, int]]]], io: int) -> subprocess.Popen[str]:
@@ -243,10 +297,21 @@ def render(r: dict[str, Any]) -> str:
         ("acquire median (ms)", "acquire_ms", "{:.2f}"),
         ("release median (ms)", "release_ms", "{:.2f}"),
         ("join free slot (s)", "join_s", "{:.2f}"),
-        (f"RSS, {r['lockspaces']} ls x {r['leases']} leases (MiB)", "rss_mib", "{:.1f}"),
-        ("idle CPU (% of a core)", "idle_cpu_percent", "{:.3f}"),
     ]
-    out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}",
+    for n in r["clients"]:
+        rows.append((f"acquires/s, {n} client(s)", f"acquire_per_s_{n}", "{:.0f}"))
+        rows.append((f"releases/s, {n} client(s)", f"release_per_s_{n}", "{:.0f}"))
+    held = f"{r['lockspaces']} ls x {r['leases']} leases"
+    rows += [
+        ("RSS at start (MiB)", "start_rss_mib", "{:.1f}"),
+        ("threads at start", "start_threads", "{:.0f}"),
+        (f"RSS, {held} (MiB)", "rss_mib", "{:.1f}"),
+        (f"threads, {held}", "threads", "{:.0f}"),
+        ("idle CPU, same (% of a core)", "idle_cpu_percent", "{:.3f}"),
+        ("RSS after the idle time (MiB)", "idle_rss_mib", "{:.1f}"),
+    ]
+    out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}, {r['resources']} leases for "
+           "throughput",
            f"{'':38} {'lockengine':>12} {'sanlock':>12} {'ratio':>8}"]
     for label, key, fmt in rows:
         a, b = r["lockengine"].get(key), r["sanlock"].get(key)
@@ -265,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lockspaces", type=int, default=10, help="lockspaces held for the RSS/CPU figure (0: skip)")
     p.add_argument("--leases", type=int, default=100, help="leases held per lockspace (default 100)")
     p.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured (default 60)")
+    p.add_argument("--clients", default="1,8,32", help="client counts for the throughput rows (default 1,8,32)")
+    p.add_argument("--resources", type=int, default=400, help="leases the throughput clients share (0: skip)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     r = run(args)
