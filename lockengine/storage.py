@@ -31,7 +31,7 @@ from .errors import InputError, LockError, StorageIOError
 BLKSSZGET = 0x1268
 BLKGETSIZE64 = 0x80081272
 MAX_IO = 8 << 20
-MAX_IDLE = 4  # idle workers kept per handle (each is a thread, an fd and a buffer)
+MAX_IDLE = 8  # idle workers kept per handle (each is a thread, an fd and a buffer)
 
 
 class Storage(Protocol):

@@ -29,6 +29,7 @@ from .log import RingHandler, get_logger
 from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
 from .protocol import VERSION, ProtocolError, Request, arg_int
 from .resources import RequestAction, ResourceManager, StoragePool
+from .workers import WorkerPool
 
 log = get_logger()
 
@@ -79,7 +80,7 @@ class Daemon:
         self._ls_lock = threading.Lock()
         self.resources = ResourceManager(self.storages, self._lockspace, runtime)
         self.supervisor = Supervisor(self, runtime)
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="worker")
+        self.pool = WorkerPool(32, "worker")  # workers.py: one queue put per command, no Future
         # Set when this daemon found its host unclean at start (an armed marker): no joins, no pets.
         self.refusing: str | None = None
         self.started = self.clock()
