@@ -242,6 +242,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["sanlock"].update(json.loads(out.stdout))
         results["lockengine"].update(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
 
+        say("== CLI: client status (median of 15 process runs each, taking turns)")
+        for side, figures in cli_figures(sl, le, work / "pycache").items():
+            results[side].update(figures)
+
         if clients:
             tp = throughput(sl, le, path, areas, clients, io, say)
             results["sanlock"].update(tp["sanlock"])
@@ -268,6 +272,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ratios[key] = a / b
     results["ratio_lockengine_to_sanlock"] = ratios
     return results
+
+
+def median_wall_ms(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int = 11) -> dict[str, float]:
+    """Median wall time of each whole process, start to exit; the commands take turns (noise hits all)."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (cmd, env) in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cli_figures(sl: SanlockDaemon, le: LockengineDaemon, pycache: Path) -> dict[str, dict[str, float]]:
+    """``client status`` through each daemon's own CLI, and a bare interpreter start.
+
+    As installed: byte code cached (a private PYTHONPYCACHEPREFIX, written by a first run), whatever
+    PYTHONDONTWRITEBYTECODE the calling shell has."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=str(pycache), LOCKENGINE_RUN_DIR=str(le.run_dir))
+    cli = [sys.executable, "-c", "import sys; from lockengine.cli.main import main; sys.exit(main())", "client",
+           "status"]
+    median_wall_ms({"warm-up": (cli, env)}, runs=1)  # writes the byte code
+    ms = median_wall_ms({"le": (cli, env), "bare": ([sys.executable, "-c", "pass"], env),
+                         "sl": ([sl.binary, "client", "status"], sl.env)}, runs=15)
+    return {"sanlock": {"cli_status_ms": ms["sl"]},
+            "lockengine": {"cli_status_ms": ms["le"], "bare_python_ms": ms["bare"]}}
 
 
 def held_figures(pid: int, idle_seconds: float) -> dict[str, float]:
@@ -303,6 +334,8 @@ def render(r: dict[str, Any]) -> str:
         rows.append((f"releases/s, {n} client(s)", f"release_per_s_{n}", "{:.0f}"))
     held = f"{r['lockspaces']} ls x {r['leases']} leases"
     rows += [
+        ("CLI client status, whole process (ms)", "cli_status_ms", "{:.1f}"),
+        ("bare python -c pass (ms)", "bare_python_ms", "{:.1f}"),
         ("RSS at start (MiB)", "start_rss_mib", "{:.1f}"),
         ("threads at start", "start_threads", "{:.0f}"),
         (f"RSS, {held} (MiB)", "rss_mib", "{:.1f}"),
@@ -320,6 +353,9 @@ def render(r: dict[str, Any]) -> str:
             f"{label:38} {fmt.format(a) if a is not None else '-':>12} {fmt.format(b) if b is not None else '-':>12} "
             f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}"
         )
+    le = r["lockengine"]
+    if le.get("cli_status_ms") and le.get("bare_python_ms"):
+        out.append(f"lockengine client status / bare python start: {le['cli_status_ms'] / le['bare_python_ms']:.2f}x")
     return "\n".join(out)
 
 
