@@ -18,6 +18,7 @@ from .. import __version__
 from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
+from ..storage import Borrowed
 from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
@@ -245,7 +246,8 @@ class Daemon:
                 raise LockError(errs[old.state], f"lockspace {old.label} is {old.state} on this host")
             ls = Lockspace(
                 spec, host_name=self.config.host_name, timeouts=timeouts, watchdog=self.watchdog, hooks=self,
-                renewal_storage=lambda: self.runtime.open_storage(spec.path),
+                # Renewals share the path's lease handle (storage.Borrowed): no thread or buffer of their own.
+                renewal_storage=lambda: Borrowed(self.storages.get(spec.path)),
                 query_storage=self.storages.get(spec.path), runtime=self.runtime,
             )
             self.lockspaces[spec.name] = ls
