@@ -200,11 +200,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clients = [int(x) for x in args.clients.split(",") if x] if args.resources else []
     n_res = args.resources if clients else 0
     tp_base = 8 * MiB
-    hold_base = tp_base + 2 * (n_res + 1) * MiB
+    steps = [int(x) for x in args.growth.split(",") if x]
+    growth_base = tp_base + 2 * (n_res + 1) * MiB
+    hold_base = growth_base + 2 * max(steps, default=0) * MiB
     size = hold_base + 2 * n_ls * (n_leases + 1) * MiB + 8 * MiB
     work = Path(tempfile.mkdtemp(prefix="lockengine-bench-", dir="/var/tmp"))
     results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases,
-                               "clients": clients, "resources": n_res}
+                               "clients": clients, "resources": n_res, "growth": steps,
+                               "growth_idle": args.growth_idle}
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         loop = LoopDevice(work / "disk.img", size)
@@ -219,6 +222,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = tp_base + i * (n_res + 1) * MiB
             areas[name] = (base, [base + (j + 1) * MiB for j in range(n_res)])
             init_areas(path, name, base, [(f"T{off}", off) for off in areas[name][1]], io)
+        gbases = {"sanlock": growth_base, "lockengine": growth_base + max(steps, default=0) * MiB}
+        for gbase in gbases.values():
+            for i in range(max(steps, default=0)):
+                init_areas(path, f"G{i}", gbase + i * MiB, [], io)
         sl_layout = hold_layout(hold_base, n_ls, n_leases)
         le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
         for name, off, resources in sl_layout + le_layout:
@@ -237,10 +244,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["sanlock"] = {"start_rss_mib": rss_mib(sl.proc.pid), "start_threads": threads(sl.proc.pid)}
         results["lockengine"] = {"start_rss_mib": rss_mib(le.pid), "start_threads": threads(le.pid)}
 
-        say(f"== on {path}: join, {args.count} acquire/release: sanlock, then lockengine")
-        out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
-        results["sanlock"].update(json.loads(out.stdout))
-        results["lockengine"].update(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
+        os.sync()  # the initialisation's dirty pages must not be written back during the measurements
+        # Two rounds, the daemons taking turns; each figure is the mean of its two medians.
+        rounds: dict[str, list[dict[str, float]]] = {"sanlock": [], "lockengine": []}
+        for r in (1, 2):
+            say(f"== on {path}: join, {args.count} acquire/release: sanlock, then lockengine (round {r} of 2)")
+            out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
+            rounds["sanlock"].append(json.loads(out.stdout))
+            rounds["lockengine"].append(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
+        for side, pair in rounds.items():
+            results[side].update({k: statistics.mean(f[k] for f in pair) for k in pair[0]})
 
         say("== CLI: client status (median of 15 process runs each, taking turns)")
         for side, figures in cli_figures(sl, le, work / "pycache").items():
@@ -250,6 +263,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tp = throughput(sl, le, path, areas, clients, io, say)
             results["sanlock"].update(tp["sanlock"])
             results["lockengine"].update(tp["lockengine"])
+
+        if steps:
+            for side, figures in growth(sl, le, path, gbases, steps, args.growth_idle, io, say).items():
+                results[side].update(figures)
 
         if n_ls:
             say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
@@ -301,6 +318,43 @@ def cli_figures(sl: SanlockDaemon, le: LockengineDaemon, pycache: Path) -> dict[
             "lockengine": {"cli_status_ms": ms["le"], "bare_python_ms": ms["bare"]}}
 
 
+def growth(sl: SanlockDaemon, le: LockengineDaemon, path: str, bases: dict[str, int], steps: list[int],
+           idle: float, io: int, say: Any) -> dict[str, dict[str, float]]:
+    """RSS, threads and idle CPU with 1 / 10 / 100 ... joined lockspaces (no leases), then after
+    removing them all; the daemons take turns at each step."""
+    out: dict[str, dict[str, float]] = {"sanlock": {}, "lockengine": {}}
+    assert sl.proc is not None
+    joined = 0
+    for n in steps:
+        new = range(joined, n)
+        say(f"== growth: {n} lockspace(s), then {idle:g} s idle: sanlock, then lockengine")
+        layout: list[tuple[str, int, list[tuple[str, int]]]] = [(f"G{i}", bases["sanlock"] + i * MiB, []) for i in new]
+        holder = _sanlock_hold(sl, path, layout, io)  # "ready": joined; the lockspaces outlive the process
+        holder.kill()
+        holder.wait()
+        out["sanlock"].update({f"{k}_ls{n}": v for k, v in held_figures(sl.proc.pid, idle).items()})
+        with Client(le.socket, timeout=600) as c:
+            for i in new:
+                c.add_lockspace(f"G{i}", 1, path, bases["lockengine"] + i * MiB, io_timeout=io, wait=False)
+            for i in new:
+                while c.inq_lockspace(f"G{i}").get("state") != "JOINED":
+                    time.sleep(0.2)
+        out["lockengine"].update({f"{k}_ls{n}": v for k, v in held_figures(le.pid, idle).items()})
+        joined = n
+    say(f"== growth: removing the {joined} lockspaces")
+    rems = [subprocess.Popen([sl.binary, "client", "rem_lockspace", "-s", f"G{i}:1:{path}:{bases['sanlock'] + i * MiB}"],
+                             env=sl.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(joined)]
+    for p in rems:
+        p.wait(timeout=600)
+    with Client(le.socket, timeout=600) as c:
+        for i in range(joined):
+            c.rem_lockspace(f"G{i}")
+    time.sleep(2)
+    for side, pid in (("sanlock", sl.proc.pid), ("lockengine", le.pid)):
+        out[side].update({"rss_mib_removed": rss_mib(pid), "threads_removed": float(threads(pid))})
+    return out
+
+
 def held_figures(pid: int, idle_seconds: float) -> dict[str, float]:
     """RSS and threads while holding, idle CPU over ``idle_seconds``, and RSS after that idle time."""
     out = {"rss_mib": rss_mib(pid), "threads": float(threads(pid))}
@@ -343,6 +397,16 @@ def render(r: dict[str, Any]) -> str:
         ("idle CPU, same (% of a core)", "idle_cpu_percent", "{:.3f}"),
         ("RSS after the idle time (MiB)", "idle_rss_mib", "{:.1f}"),
     ]
+    for n in r["growth"]:
+        rows += [
+            (f"RSS, {n} lockspace(s) (MiB)", f"rss_mib_ls{n}", "{:.1f}"),
+            (f"  after {r['growth_idle']:g} s idle (MiB)", f"idle_rss_mib_ls{n}", "{:.1f}"),
+            ("  threads", f"threads_ls{n}", "{:.0f}"),
+            ("  idle CPU (% of a core)", f"idle_cpu_percent_ls{n}", "{:.2f}"),
+        ]
+    if r["growth"]:
+        rows += [("RSS after removing them (MiB)", "rss_mib_removed", "{:.1f}"),
+                 ("threads after removing them", "threads_removed", "{:.0f}")]
     out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}, {r['resources']} leases for "
            "throughput",
            f"{'':38} {'lockengine':>12} {'sanlock':>12} {'ratio':>8}"]
@@ -368,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured (default 60)")
     p.add_argument("--clients", default="1,8,32", help="client counts for the throughput rows (default 1,8,32)")
     p.add_argument("--resources", type=int, default=400, help="leases the throughput clients share (0: skip)")
+    p.add_argument("--growth", default="1,10,100", help="lockspace counts for the growth rows (default 1,10,100; "
+                   "empty: skip)")
+    p.add_argument("--growth-idle", type=float, default=10, help="idle seconds per growth step (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     r = run(args)
