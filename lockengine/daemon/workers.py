@@ -55,6 +55,11 @@ class WorkerPool:
             with self._lock:
                 self._idle += 1
 
+    def idle(self) -> int:
+        """Threads waiting for work (negative: tasks waiting for a thread)."""
+        with self._lock:
+            return self._idle
+
     def threads(self) -> int:
         with self._lock:
             return self._threads
