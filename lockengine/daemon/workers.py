@@ -2,8 +2,9 @@
 
 A lighter stand-in for ``concurrent.futures.ThreadPoolExecutor`` on the request path: ``submit``
 is one queue put (no Future, no per-call Condition or lock), threads start only when none is idle,
-up to ``max_workers``, and an exception escaping a task is logged instead of vanishing into a Future
-nobody reads.
+up to ``max_workers``, a thread idle for ``idle_exit`` seconds ends (a burst of 32 clients does not
+leave 32 threads behind), and an exception escaping a task is logged instead of vanishing into a
+Future nobody reads.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ log = get_logger("workers")
 
 
 class WorkerPool:
-    def __init__(self, max_workers: int, name: str = "worker") -> None:
+    def __init__(self, max_workers: int, name: str = "worker", idle_exit: float = 60.0) -> None:
         self.max_workers = max_workers
+        self.idle_exit = idle_exit
         self.name = name
         self._jobs: queue.SimpleQueue[tuple[Callable[..., object], tuple[object, ...]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards the counts only
@@ -44,7 +46,17 @@ class WorkerPool:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=self.idle_exit)
+            except queue.Empty:
+                with self._lock:
+                    # Only a surplus idle thread ends: at 0 a submit has claimed this one and its job
+                    # is on the way.
+                    if self._idle > 0:
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue
             if job is None:
                 return
             fn, args = job

@@ -54,3 +54,28 @@ def test_idle_threads_are_reused_and_a_failing_task_does_not_stop_the_pool(caplo
     assert pool.threads() == 1  # one task at a time: the idle thread took each next one
     assert "background task boom failed" in caplog.text
     pool.shutdown()
+
+
+def test_threads_idle_longer_than_idle_exit_end_and_new_work_still_runs() -> None:
+    pool = WorkerPool(4, "t", idle_exit=0.05)
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+
+    def task() -> None:
+        started.release()
+        gate.wait(10)
+
+    for _ in range(4):
+        pool.submit(task)
+    for _ in range(4):
+        assert started.acquire(timeout=10)
+    assert pool.threads() == 4
+    gate.set()
+    deadline = time.monotonic() + 10
+    while pool.threads() > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.threads() == 0
+    done = threading.Event()
+    pool.submit(done.set)
+    assert done.wait(10)
+    pool.shutdown()
