@@ -28,16 +28,18 @@ import socket
 import stat
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .daemon.protocol import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
 from .daemon.protocol import VERSION as PROTOCOL_VERSION
 from .errors import LockError
-from .strings import ResourceSpec, format_resource
+
+if TYPE_CHECKING:
+    from .strings import ResourceSpec
 
 MAX_REPLY = 64 * 1024 * 1024
 
-ResourceArg = str | ResourceSpec | dict[str, Any]
+ResourceArg: TypeAlias = "str | ResourceSpec | dict[str, Any]"
 
 
 class DaemonError(LockError):
@@ -131,6 +133,8 @@ def _connect_error(path: str, exc: OSError) -> DaemonError:
 
 def resource_arg(res: ResourceArg) -> str | dict[str, Any]:
     """The wire form of a resource: sanlock's string, or a dict with named fields."""
+    from .strings import ResourceSpec, format_resource  # not at import: `client status` never needs it
+
     if isinstance(res, ResourceSpec):
         return format_resource(res)
     if isinstance(res, (str, dict)):

@@ -47,9 +47,28 @@ def _load_c() -> Callable[[bytes | bytearray | memoryview], int] | None:
     return _checksum_c
 
 
-_C = _load_c()
-IMPLEMENTATION = "c" if _C is not None else "python"
-checksum: Callable[[bytes | bytearray | memoryview], int] = _C or _checksum_python
-"""Checksum of ``data`` as sanlock stores it (little-endian u32 on disk)."""
+# The C implementation is looked up at the first checksum, not at import: importing the crc32c
+# package costs ~100 ms (it loads importlib.metadata), which CLI verbs that never checksum
+# (``lockengine client status``) must not pay. The daemon pays it once, at its first read.
+_impl: Callable[[bytes | bytearray | memoryview], int] | None = None
+
+
+def _resolve() -> Callable[[bytes | bytearray | memoryview], int]:
+    global _impl
+    if _impl is None:
+        _impl = _load_c() or _checksum_python
+    return _impl
+
+
+def checksum(data: bytes | bytearray | memoryview) -> int:
+    """Checksum of ``data`` as sanlock stores it (little-endian u32 on disk)."""
+    return (_impl or _resolve())(data)
+
+
+def __getattr__(name: str) -> str:
+    if name == "IMPLEMENTATION":  # "c" or "python"
+        return "python" if _resolve() is _checksum_python else "c"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 checksum_python = _checksum_python

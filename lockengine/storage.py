@@ -5,6 +5,12 @@ that owns its own file descriptor and page-aligned buffer. The caller waits at m
 seconds; on expiry the worker is abandoned (it keeps its fd until the kernel returns) and the next
 I/O gets a fresh worker with a fresh fd. A hung path therefore costs one parked thread, never a
 hung lease holder — the same contract as sanlock's AIO timeouts.
+
+One handle serves many callers at once (the daemon shares one per path between all its lease
+operations): each I/O borrows an idle worker, or starts one, and gives it back afterwards, so I/O for
+different resources never waits for another's. No lock is held while an I/O is in flight; ordering
+between the I/Os of one resource is its caller's business (a lease's operations run one at a time).
+At most MAX_IDLE workers wait idle per handle; more are stopped when their I/O returns.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from .errors import InputError, LockError, StorageIOError
 BLKSSZGET = 0x1268
 BLKGETSIZE64 = 0x80081272
 MAX_IO = 8 << 20
+MAX_IDLE = 8  # idle workers kept per handle (each is a thread, an fd and a buffer)
 
 
 class Storage(Protocol):
@@ -101,7 +108,7 @@ class _Worker:
 
 
 class DirectStorage:
-    """O_DIRECT|O_SYNC access to one device or file."""
+    """O_DIRECT|O_SYNC access to one device or file; safe to use from many threads at once."""
 
     def __init__(self, path: str, sector_size: int | None = None, readonly: bool = False) -> None:
         if not os.path.exists(path):
@@ -111,8 +118,11 @@ class DirectStorage:
         if self.sector_size not in (512, 4096):
             raise InputError("sector_size", self.sector_size, "use 512 or 4096")
         self._flags = os.O_DIRECT | (os.O_RDONLY if readonly else os.O_RDWR | os.O_SYNC)
-        self._lock = threading.Lock()
-        self._worker: _Worker | None = _Worker(path, self._flags)
+        self._lock = threading.Lock()  # guards _idle and _closed only; never held across an I/O
+        first = _Worker(path, self._flags)  # fails here, not at the first I/O, when the path cannot be opened
+        self._idle: list[_Worker] = [first]
+        self._stat_fd: int | None = os.dup(first.fd)  # what stat() reports, whichever worker is busy
+        self._closed = False
         self.abandoned = 0
 
     def size(self) -> int:
@@ -126,23 +136,36 @@ class DirectStorage:
                 f"I/O must be whole {s}-byte sectors at a multiple of {s}, at most {MAX_IO} bytes",
             )
 
-    def _submit(self, make_job: Callable[[_Worker], Callable[[], object]], timeout: float, what: str) -> object:
+    def _borrow(self, op: str) -> _Worker:
         with self._lock:
-            if self._worker is None:
+            if self._closed:
                 raise LockError("ERROR", f"{self.path}: storage is closed")
-            worker = self._worker
-            worker.jobs.put(make_job(worker))
-            try:
-                ok, value = worker.replies.get(timeout=timeout)
-            except queue.Empty:
-                # Abandon the hung I/O: its thread keeps the old fd; we continue on a new one.
-                worker.stop()
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return _Worker(self.path, self._flags)
+        except OSError as exc:
+            raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, op, 0, 0) from None
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < MAX_IDLE:
+                self._idle.append(worker)
+                return
+        worker.stop()
+
+    def _submit(self, make_job: Callable[[_Worker], Callable[[], object]], timeout: float, what: str) -> object:
+        worker = self._borrow(what.split(" ", 1)[0])  # "read" or "write"
+        worker.jobs.put(make_job(worker))
+        try:
+            ok, value = worker.replies.get(timeout=timeout)
+        except queue.Empty:
+            # Abandon the hung I/O: its thread keeps its fd; the next I/O gets another worker.
+            worker.stop()
+            with self._lock:
                 self.abandoned += 1
-                try:
-                    self._worker = _Worker(self.path, self._flags)
-                except OSError:
-                    self._worker = None
-                raise LockError("AIO_TIMEOUT", f"{what} on {self.path} did not complete in {timeout:g} s") from None
+            raise LockError("AIO_TIMEOUT", f"{what} on {self.path} did not complete in {timeout:g} s") from None
+        self._give_back(worker)
         if not ok:
             assert isinstance(value, BaseException)
             raise value
@@ -196,18 +219,54 @@ class DirectStorage:
     def stat(self) -> os.stat_result:
         """What the open handle refers to (the daemon compares it with a client's access check)."""
         with self._lock:
-            if self._worker is None:
+            if self._stat_fd is None:
                 raise LockError("ERROR", f"{self.path}: storage is closed")
-            return os.fstat(self._worker.fd)
+            return os.fstat(self._stat_fd)
 
     def close(self) -> None:
+        """Stop the idle workers; a busy one stops when its I/O returns (it is not given back)."""
         with self._lock:
-            if self._worker is not None:
-                self._worker.stop()
-                self._worker = None
+            self._closed = True
+            idle, self._idle = self._idle, []
+            if self._stat_fd is not None:
+                os.close(self._stat_fd)
+                self._stat_fd = None
+        for worker in idle:
+            worker.stop()
 
     def __enter__(self) -> DirectStorage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Borrowed:
+    """A view of a shared Storage whose ``close`` ends only the view (the owner closes the storage).
+
+    The daemon's lockspaces renew through the handle its lease operations use (one per path, see
+    DirectStorage: no I/O waits for another's), instead of a handle, a thread and a 1 MiB buffer each.
+    """
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.sector_size = inner.sector_size
+        self.closed = False
+
+    def _check(self) -> Storage:
+        if self.closed:
+            raise LockError("ERROR", f"{self.path}: storage is closed")
+        return self.inner
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        return self._check().read(offset, length, timeout)
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        self._check().write(offset, data, timeout)
+
+    def size(self) -> int:
+        return self._check().size()
+
+    def close(self) -> None:
+        self.closed = True

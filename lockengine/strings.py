@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
-from .ondisk import ALIGN_FLAGS, Geometry, encode_name, parse_size
 
-# The largest max_hosts of any geometry (facts §0): 2000, from ondisk's table.
-MAX_HOST_ID = max(Geometry(4096, align).max_hosts for align in ALIGN_FLAGS)
+# The largest max_hosts of any geometry (facts §0). A constant, so that the CLI's client verbs do not
+# import ondisk (and its checksum code); tests/unit/test_strings.py checks it against ondisk's table.
+MAX_HOST_ID = 2000
 MAX_DISKS = 4
 PATH_MAX = 1024
 
@@ -89,6 +89,8 @@ def parse_offset(text: str, field_name: str) -> int:
     # isdigit() alone accepts digits such as '²' that int() refuses.
     if not text.isascii() or not text[:-1].isdigit() and not text.isdigit():
         raise InputError(field_name, text, "give a byte offset, e.g. 0 or 1048576 or 1M")
+    from .ondisk import parse_size
+
     return parse_size(text, field_name)
 
 
@@ -111,6 +113,8 @@ def check_path(path: str, field_name: str) -> str:
 
 
 def check_name(name: str, field_name: str) -> str:
+    from .ondisk import encode_name
+
     encode_name(name, field_name)
     return name
 

@@ -1,12 +1,15 @@
 """lockengine and the real sanlock side by side, on one loop device, in one run.
 
     python -m devkit.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
-                                       [--idle-seconds 60] [--json]
+                                       [--idle-seconds 60] [--clients 1,8,32] [--resources 400] [--json]
 
 Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
-Python binding, our Python client), the time to join a free host-id slot, and the daemon's RSS and
-idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then lockengine/sanlock
-ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and python3-sanlock.
+Python binding, our Python client), the time to join a free host-id slot, acquires/s and releases/s
+with 1, 8 and 32 concurrent client processes over RESOURCES leases (throughput.py; both daemons
+run at once and the client counts alternate between them, so a noisy machine hits both alike), and
+the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then
+lockengine/sanlock ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and
+python3-sanlock.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from lockengine.ondisk import Geometry
 from lockengine.states import LockspaceState
 from lockengine.storage import DirectStorage
 
-from ..sanlockd import SanlockDaemon
+from ..sanlockd import DEBIAN_PYTHON, SanlockDaemon
+from .throughput import run_clients, shares
 
 MiB = 1 << 20
 SIDE_SCRIPT = Path(__file__).with_name("sanlock_side.py")
@@ -53,6 +57,13 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,12 +171,44 @@ def lockengine_hold(d: LockengineDaemon, path: str, layout: list[tuple[str, int,
     return c  # stays connected: the leases live as long as this client
 
 
+def throughput(sl: SanlockDaemon, le: LockengineDaemon, path: str, areas: dict[str, tuple[int, list[int]]],
+               clients: list[int], io: int, say: Any) -> dict[str, dict[str, float]]:
+    """acquires/s and releases/s of both daemons at each client count, alternating daemons."""
+    sl_off, sl_res = areas["TPS"]
+    le_off, le_res = areas["TPL"]
+    sl.client("add_lockspace", "-o", str(io), "-s", f"TPS:1:{path}:{sl_off}")
+    with Client(le.socket, timeout=600) as c:
+        c.add_lockspace("TPL", 1, path, le_off, io_timeout=io)
+    out: dict[str, dict[str, float]] = {"sanlock": {}, "lockengine": {}}
+    for n in clients:
+        say(f"== throughput, {n} client(s), {len(sl_res)} leases: sanlock, then lockengine")
+        sl_cmds = [[DEBIAN_PYTHON, str(SIDE_SCRIPT), "worker", "TPS", path, ",".join(map(str, part))]
+                   for part in shares(sl_res, n)]
+        le_cmds = [[sys.executable, "-m", "devkit.bench.throughput", "worker", le.socket, "TPL", path,
+                    ",".join(map(str, part))] for part in shares(le_res, n)]
+        for key, value in run_clients(sl_cmds, env=sl.env).items():
+            out["sanlock"][f"{key}_{n}"] = value
+        for key, value in run_clients(le_cmds).items():
+            out["lockengine"][f"{key}_{n}"] = value
+    sl.client("rem_lockspace", "-s", f"TPS:1:{path}:{sl_off}")
+    with Client(le.socket, timeout=600) as c:
+        c.rem_lockspace("TPL")
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     io, n_ls, n_leases = args.io_timeout, args.lockspaces, args.leases
-    hold_base = 8 * MiB
+    clients = [int(x) for x in args.clients.split(",") if x] if args.resources else []
+    n_res = args.resources if clients else 0
+    tp_base = 8 * MiB
+    steps = [int(x) for x in args.growth.split(",") if x]
+    growth_base = tp_base + 2 * (n_res + 1) * MiB
+    hold_base = growth_base + 2 * max(steps, default=0) * MiB
     size = hold_base + 2 * n_ls * (n_leases + 1) * MiB + 8 * MiB
     work = Path(tempfile.mkdtemp(prefix="lockengine-bench-", dir="/var/tmp"))
-    results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases}
+    results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases,
+                               "clients": clients, "resources": n_res, "growth": steps,
+                               "growth_idle": args.growth_idle}
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         loop = LoopDevice(work / "disk.img", size)
@@ -175,6 +218,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Separate areas per daemon, so neither starts from the other's leftovers.
         init_areas(path, "BENCH", 0, [("R0", 1 * MiB)], io)
         init_areas(path, "BENCH", 2 * MiB, [("R0", 3 * MiB)], io)
+        areas: dict[str, tuple[int, list[int]]] = {}
+        for i, name in enumerate(("TPS", "TPL")):
+            base = tp_base + i * (n_res + 1) * MiB
+            areas[name] = (base, [base + (j + 1) * MiB for j in range(n_res)])
+            init_areas(path, name, base, [(f"T{off}", off) for off in areas[name][1]], io)
+        gbases = {"sanlock": growth_base, "lockengine": growth_base + max(steps, default=0) * MiB}
+        for gbase in gbases.values():
+            for i in range(max(steps, default=0)):
+                init_areas(path, f"G{i}", gbase + i * MiB, [], io)
         sl_layout = hold_layout(hold_base, n_ls, n_leases)
         le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
         for name, off, resources in sl_layout + le_layout:
@@ -184,45 +236,132 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.json:
                 print(message, flush=True)
 
-        say(f"== sanlock on {path}: join, {args.count} acquire/release")
         sl = SanlockDaemon(work / "sanlock", "bench-sanlock")
         sl.start()
-        try:
-            out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
-            results["sanlock"] = json.loads(out.stdout)
-            if n_ls:
-                say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
-                holder = _sanlock_hold(sl, path, sl_layout, io)
-                try:
-                    results["sanlock"]["rss_mib"] = rss_mib(sl.proc.pid) if sl.proc else 0.0
-                    results["sanlock"]["idle_cpu_percent"] = idle_cpu_percent(sl.proc.pid, args.idle_seconds) if sl.proc else 0.0
-                finally:
-                    holder.kill()
-                    holder.wait()
-        finally:
-            sl.stop()
-
-        say(f"== lockengine on {path}: join, {args.count} acquire/release")
+        stack.callback(sl.stop)
         le = LockengineDaemon(work / "lockengine", "bench-lockengine", io)
-        try:
-            results["lockengine"] = lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io)
-            if n_ls:
-                say(f"== lockengine: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
-                c = lockengine_hold(le, path, le_layout, io)
-                try:
-                    results["lockengine"]["rss_mib"] = rss_mib(le.pid)
-                    results["lockengine"]["idle_cpu_percent"] = idle_cpu_percent(le.pid, args.idle_seconds)
-                finally:
-                    c.close()
-        finally:
-            le.stop()
+        stack.callback(le.stop)
+        assert sl.proc is not None
+        results["sanlock"] = {"start_rss_mib": rss_mib(sl.proc.pid), "start_threads": threads(sl.proc.pid)}
+        results["lockengine"] = {"start_rss_mib": rss_mib(le.pid), "start_threads": threads(le.pid)}
+
+        os.sync()  # the initialisation's dirty pages must not be written back during the measurements
+        # Two rounds, the daemons taking turns; each figure is the mean of its two medians.
+        rounds: dict[str, list[dict[str, float]]] = {"sanlock": [], "lockengine": []}
+        for r in (1, 2):
+            say(f"== on {path}: join, {args.count} acquire/release: sanlock, then lockengine (round {r} of 2)")
+            out = sl.python(str(SIDE_SCRIPT), "latency", path, "0", str(MiB), str(args.count), str(io), "1")
+            rounds["sanlock"].append(json.loads(out.stdout))
+            rounds["lockengine"].append(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
+        for side, pair in rounds.items():
+            results[side].update({k: statistics.mean(f[k] for f in pair) for k in pair[0]})
+
+        say("== CLI: client status (median of 15 process runs each, taking turns)")
+        for side, figures in cli_figures(sl, le, work / "pycache").items():
+            results[side].update(figures)
+
+        if clients:
+            tp = throughput(sl, le, path, areas, clients, io, say)
+            results["sanlock"].update(tp["sanlock"])
+            results["lockengine"].update(tp["lockengine"])
+
+        if steps:
+            for side, figures in growth(sl, le, path, gbases, steps, args.growth_idle, io, say).items():
+                results[side].update(figures)
+
+        if n_ls:
+            say(f"== sanlock: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+            holder = _sanlock_hold(sl, path, sl_layout, io)
+            try:
+                results["sanlock"].update(held_figures(sl.proc.pid, args.idle_seconds))
+            finally:
+                holder.kill()
+                holder.wait()
+            say(f"== lockengine: {n_ls} lockspaces x {n_leases} leases, then {args.idle_seconds} s idle")
+            c = lockengine_hold(le, path, le_layout, io)
+            try:
+                results["lockengine"].update(held_figures(le.pid, args.idle_seconds))
+            finally:
+                c.close()
     ratios = {}
-    for key in ("acquire_ms", "release_ms", "join_s", "rss_mib", "idle_cpu_percent"):
-        a, b = results["lockengine"].get(key), results["sanlock"].get(key)
-        if a is not None and b:
+    for key, a in results["lockengine"].items():
+        b = results["sanlock"].get(key)
+        if isinstance(a, (int, float)) and b:
             ratios[key] = a / b
     results["ratio_lockengine_to_sanlock"] = ratios
     return results
+
+
+def median_wall_ms(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int = 11) -> dict[str, float]:
+    """Median wall time of each whole process, start to exit; the commands take turns (noise hits all)."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (cmd, env) in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cli_figures(sl: SanlockDaemon, le: LockengineDaemon, pycache: Path) -> dict[str, dict[str, float]]:
+    """``client status`` through each daemon's own CLI, and a bare interpreter start.
+
+    As installed: byte code cached (a private PYTHONPYCACHEPREFIX, written by a first run), whatever
+    PYTHONDONTWRITEBYTECODE the calling shell has."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=str(pycache), LOCKENGINE_RUN_DIR=str(le.run_dir))
+    cli = [sys.executable, "-c", "import sys; from lockengine.cli.main import main; sys.exit(main())", "client",
+           "status"]
+    median_wall_ms({"warm-up": (cli, env)}, runs=1)  # writes the byte code
+    ms = median_wall_ms({"le": (cli, env), "bare": ([sys.executable, "-c", "pass"], env),
+                         "sl": ([sl.binary, "client", "status"], sl.env)}, runs=15)
+    return {"sanlock": {"cli_status_ms": ms["sl"]},
+            "lockengine": {"cli_status_ms": ms["le"], "bare_python_ms": ms["bare"]}}
+
+
+def growth(sl: SanlockDaemon, le: LockengineDaemon, path: str, bases: dict[str, int], steps: list[int],
+           idle: float, io: int, say: Any) -> dict[str, dict[str, float]]:
+    """RSS, threads and idle CPU with 1 / 10 / 100 ... joined lockspaces (no leases), then after
+    removing them all; the daemons take turns at each step."""
+    out: dict[str, dict[str, float]] = {"sanlock": {}, "lockengine": {}}
+    assert sl.proc is not None
+    joined = 0
+    for n in steps:
+        new = range(joined, n)
+        say(f"== growth: {n} lockspace(s), then {idle:g} s idle: sanlock, then lockengine")
+        layout: list[tuple[str, int, list[tuple[str, int]]]] = [(f"G{i}", bases["sanlock"] + i * MiB, []) for i in new]
+        holder = _sanlock_hold(sl, path, layout, io)  # "ready": joined; the lockspaces outlive the process
+        holder.kill()
+        holder.wait()
+        out["sanlock"].update({f"{k}_ls{n}": v for k, v in held_figures(sl.proc.pid, idle).items()})
+        with Client(le.socket, timeout=600) as c:
+            for i in new:
+                c.add_lockspace(f"G{i}", 1, path, bases["lockengine"] + i * MiB, io_timeout=io, wait=False)
+            for i in new:
+                while c.inq_lockspace(f"G{i}").get("state") != "JOINED":
+                    time.sleep(0.2)
+        out["lockengine"].update({f"{k}_ls{n}": v for k, v in held_figures(le.pid, idle).items()})
+        joined = n
+    say(f"== growth: removing the {joined} lockspaces")
+    rems = [subprocess.Popen([sl.binary, "client", "rem_lockspace", "-s", f"G{i}:1:{path}:{bases['sanlock'] + i * MiB}"],
+                             env=sl.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(joined)]
+    for p in rems:
+        p.wait(timeout=600)
+    with Client(le.socket, timeout=600) as c:
+        for i in range(joined):
+            c.rem_lockspace(f"G{i}")
+    time.sleep(2)
+    for side, pid in (("sanlock", sl.proc.pid), ("lockengine", le.pid)):
+        out[side].update({"rss_mib_removed": rss_mib(pid), "threads_removed": float(threads(pid))})
+    return out
+
+
+def held_figures(pid: int, idle_seconds: float) -> dict[str, float]:
+    """RSS and threads while holding, idle CPU over ``idle_seconds``, and RSS after that idle time."""
+    out = {"rss_mib": rss_mib(pid), "threads": float(threads(pid))}
+    out["idle_cpu_percent"] = idle_cpu_percent(pid, idle_seconds)
+    out["idle_rss_mib"] = rss_mib(pid)
+    return out
 
 
 def _sanlock_hold(sl: SanlockDaemon, path: str, layout: list[tuple[str, int, list[tuple[str, int]]]], io: int) -> subprocess.Popen[str]:
@@ -244,10 +383,33 @@ def render(r: dict[str, Any]) -> str:
         ("acquire median (ms)", "acquire_ms", "{:.2f}"),
         ("release median (ms)", "release_ms", "{:.2f}"),
         ("join free slot (s)", "join_s", "{:.2f}"),
-        (f"RSS, {r['lockspaces']} ls x {r['leases']} leases (MiB)", "rss_mib", "{:.1f}"),
-        ("idle CPU (% of a core)", "idle_cpu_percent", "{:.3f}"),
     ]
-    out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}",
+    for n in r["clients"]:
+        rows.append((f"acquires/s, {n} client(s)", f"acquire_per_s_{n}", "{:.0f}"))
+        rows.append((f"releases/s, {n} client(s)", f"release_per_s_{n}", "{:.0f}"))
+    held = f"{r['lockspaces']} ls x {r['leases']} leases"
+    rows += [
+        ("CLI client status, whole process (ms)", "cli_status_ms", "{:.1f}"),
+        ("bare python -c pass (ms)", "bare_python_ms", "{:.1f}"),
+        ("RSS at start (MiB)", "start_rss_mib", "{:.1f}"),
+        ("threads at start", "start_threads", "{:.0f}"),
+        (f"RSS, {held} (MiB)", "rss_mib", "{:.1f}"),
+        (f"threads, {held}", "threads", "{:.0f}"),
+        ("idle CPU, same (% of a core)", "idle_cpu_percent", "{:.3f}"),
+        ("RSS after the idle time (MiB)", "idle_rss_mib", "{:.1f}"),
+    ]
+    for n in r["growth"]:
+        rows += [
+            (f"RSS, {n} lockspace(s) (MiB)", f"rss_mib_ls{n}", "{:.1f}"),
+            (f"  after {r['growth_idle']:g} s idle (MiB)", f"idle_rss_mib_ls{n}", "{:.1f}"),
+            ("  threads", f"threads_ls{n}", "{:.0f}"),
+            ("  idle CPU (% of a core)", f"idle_cpu_percent_ls{n}", "{:.2f}"),
+        ]
+    if r["growth"]:
+        rows += [("RSS after removing them (MiB)", "rss_mib_removed", "{:.1f}"),
+                 ("threads after removing them", "threads_removed", "{:.0f}")]
+    out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}, {r['resources']} leases for "
+           "throughput",
            f"{'':38} {'lockengine':>12} {'sanlock':>12} {'ratio':>8}"]
     for label, key, fmt in rows:
         a, b = r["lockengine"].get(key), r["sanlock"].get(key)
@@ -256,6 +418,9 @@ def render(r: dict[str, Any]) -> str:
             f"{label:38} {fmt.format(a) if a is not None else '-':>12} {fmt.format(b) if b is not None else '-':>12} "
             f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}"
         )
+    le = r["lockengine"]
+    if le.get("cli_status_ms") and le.get("bare_python_ms"):
+        out.append(f"lockengine client status / bare python start: {le['cli_status_ms'] / le['bare_python_ms']:.2f}x")
     return "\n".join(out)
 
 
@@ -266,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lockspaces", type=int, default=10, help="lockspaces held for the RSS/CPU figure (0: skip)")
     p.add_argument("--leases", type=int, default=100, help="leases held per lockspace (default 100)")
     p.add_argument("--idle-seconds", type=float, default=60, help="how long idle CPU is measured (default 60)")
+    p.add_argument("--clients", default="1,8,32", help="client counts for the throughput rows (default 1,8,32)")
+    p.add_argument("--resources", type=int, default=400, help="leases the throughput clients share (0: skip)")
+    p.add_argument("--growth", default="1,10,100", help="lockspace counts for the growth rows (default 1,10,100; "
+                   "empty: skip)")
+    p.add_argument("--growth-idle", type=float, default=10, help="idle seconds per growth step (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     r = run(args)

@@ -4,6 +4,8 @@ Standalone on purpose: it imports nothing from lockengine, so it measures only s
 
   sanlock_side.py latency PATH LS_OFF RES_OFF COUNT IO_TIMEOUT HOST_ID
   sanlock_side.py holdspec PATH IO_TIMEOUT HOST_ID SPEC_JSON   (prints "ready", holds until killed)
+  sanlock_side.py worker LS PATH OFF[,OFF...]   (throughput.py's client: "ready", then per "go" line
+                                                  acquires, then releases, each answered "done N")
 Prints one JSON document (latency) or "ready" then sleeps (hold).
 """
 
@@ -50,9 +52,25 @@ def hold(path: str, io: int, host_id: int, spec: str) -> None:
         time.sleep(3600)
 
 
+def worker(ls: str, path: str, offsets: list[int]) -> None:
+    fd = sanlock.register()
+    names = [(f"T{off}".encode(), off) for off in offsets]
+    print("ready", flush=True)
+    for phase in ("acquire", "release"):
+        if sys.stdin.readline().strip() != "go":
+            return
+        call = sanlock.acquire if phase == "acquire" else sanlock.release
+        for name, off in names:
+            call(ls.encode(), name, [(path, off)], slkfd=fd)
+        print(f"done {len(names)}", flush=True)
+    sys.stdin.readline()
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    if mode == "latency":
+    if mode == "worker":
+        worker(args[0], args[1], [int(x) for x in args[2].split(",")])
+    elif mode == "latency":
         latency(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]))
     else:
         hold(args[0], int(args[1]), int(args[2]), args[3])

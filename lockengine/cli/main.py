@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Sequence
 
 from .. import __version__
@@ -56,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             areas = getattr(args, "storage_areas", None)
             exc = storage_error(exc, areas(args) if callable(areas) else ())
         if not is_expected(exc):
+            import traceback  # only for a bug
+
             traceback.print_exc(file=sys.stderr)  # a bug: keep the evidence (stdout stays one JSON document)
         return render_error(exc, bool(getattr(args, "json", False)) or "--json" in words)
     return int(code or 0)

@@ -19,6 +19,7 @@ from ..config import Config, LockspaceConfig
 from ..errors import InputError, LockError
 from ..paxos import request as paxos_request
 from ..states import LockspaceState
+from ..storage import Borrowed
 from ..strings import MAX_HOST_ID, LockspaceSpec
 from ..watchdog.multiplexer import WatchdogMultiplexer
 from . import commands
@@ -31,6 +32,7 @@ from .log import RingHandler, get_logger
 from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
 from .protocol import VERSION, ProtocolError, Request, arg_int
 from .resources import RequestAction, ResourceManager, StoragePool
+from .workers import WorkerPool
 
 log = get_logger()
 
@@ -78,7 +80,7 @@ class Daemon:
         self.counters = Counters()
         self.resources = ResourceManager(self.storages, self._lockspace, runtime, self.counters)
         self.supervisor = Supervisor(self, runtime, self.counters)
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="worker")
+        self.pool = WorkerPool(32, "worker")  # workers.py: one queue put per command, no Future
         # Set when this daemon found its host unclean at start (an armed marker): no joins, no pets.
         self.refusing: str | None = None
         self.started = self.clock()
@@ -259,7 +261,8 @@ class Daemon:
                 raise LockError(errs[old.state], f"lockspace {old.label} is {old.state} on this host")
             ls = Lockspace(
                 spec, host_name=self.config.host_name, timeouts=timeouts, watchdog=self.watchdog, hooks=self,
-                renewal_storage=lambda: self.runtime.open_storage(spec.path),
+                # Renewals share the path's lease handle (storage.Borrowed): no thread or buffer of their own.
+                renewal_storage=lambda: Borrowed(self.storages.get(spec.path)),
                 query_storage=self.storages.get(spec.path), runtime=self.runtime,
             )
             self.lockspaces[spec.name] = ls

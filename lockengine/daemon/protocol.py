@@ -80,6 +80,12 @@ def _check_strings(value: Any, where: str, depth: int = 0) -> None:
             _check_strings(v, f"{where}[{i}]", depth + 1)
 
 
+# Built once: json.loads/dumps with options build a new decoder/encoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_ENCODER_ANY = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
+
+
 def decode_request(line: bytes) -> Request:
     """Parse one line (without its newline). Raises ProtocolError naming what is wrong."""
     try:
@@ -87,14 +93,16 @@ def decode_request(line: bytes) -> Request:
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"request is not UTF-8 (byte {exc.start})") from None
     try:
-        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        obj = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"request is not JSON: {exc}"[:300]) from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"request must be a JSON object, got {type(obj).__name__}")
     rid = obj.get("id")
     try:
-        _check_strings(obj, "")
+        # Valid UTF-8 decodes to no surrogate: only a \uD800-\uDFFF escape can make one.
+        if "\\u" in text:
+            _check_strings(obj, "")
     except ProtocolError as exc:
         raise ProtocolError(exc.message, exc.field, None) from None
     if not (rid is None or isinstance(rid, (int, str)) and not isinstance(rid, bool)):
@@ -115,17 +123,17 @@ def encode_request(cmd: str, args: dict[str, Any], request_id: Any = None) -> by
     msg: dict[str, Any] = {"v": VERSION, "cmd": cmd, "args": args}
     if request_id is not None:
         msg["id"] = request_id
-    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+    return _ENCODER.encode(msg).encode() + b"\n"
 
 
 def encode_reply(request_id: Any, result: dict[str, Any]) -> bytes:
     msg = {"v": VERSION, "id": request_id, "ok": True, "result": result}
-    return json.dumps(msg, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
+    return _ENCODER_ANY.encode(msg).encode() + b"\n"
 
 
 def encode_error(request_id: Any, error: dict[str, object]) -> bytes:
     msg = {"v": VERSION, "id": request_id, "ok": False, "error": error}
-    return json.dumps(msg, separators=(",", ":"), default=str, allow_nan=False).encode() + b"\n"
+    return _ENCODER_ANY.encode(msg).encode() + b"\n"
 
 
 def error_dict(exc: BaseException) -> dict[str, object]:

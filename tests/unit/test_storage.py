@@ -109,3 +109,32 @@ def test_a_hung_io_is_abandoned_and_the_next_one_works(loop_device: LoopFactory,
     finally:
         release.set()
         st.close()
+
+
+def test_an_io_in_flight_does_not_hold_up_another_threads_io(loop_device: LoopFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One handle serves the daemon's lease operations on a path: while one read is held in the kernel,
+    another thread's read on the same handle completes (it used to wait behind a lock held across I/O)."""
+    dev = loop_device(size=2 << 20)
+    held, release = threading.Event(), threading.Event()
+    real_preadv = os.preadv
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        if offset == 512:
+            held.set()
+            release.wait(30)
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    st = DirectStorage(dev.path)
+    try:
+        slow = threading.Thread(target=st.read, args=(512, 512, 60))
+        slow.start()
+        assert held.wait(10)
+        assert st.read(0, 512, 10) == bytes(512)  # would time out waiting for the held read before
+        assert slow.is_alive()
+        release.set()
+        slow.join(10)
+        assert not slow.is_alive()
+    finally:
+        release.set()
+        st.close()

@@ -134,3 +134,11 @@ def test_resource_round_trip(ls: str, res: str, disks: list[tuple[str, int]], su
     text = format_resource(spec)
     assert parse_resource(text) == spec
     assert str(spec) == text
+
+
+def test_max_host_id_is_the_largest_max_hosts_of_any_geometry() -> None:
+    """strings.MAX_HOST_ID is a constant (the CLI does not import ondisk); it must match ondisk's table."""
+    from lockengine.ondisk import ALIGN_FLAGS, Geometry
+    from lockengine.strings import MAX_HOST_ID
+
+    assert max(Geometry(4096, align).max_hosts for align in ALIGN_FLAGS) == MAX_HOST_ID
