@@ -1,11 +1,13 @@
 """Depth-first search over which pending step goes next, with state hashing.
 
-The production objects (threads blocked inside ``PaxosLease``) cannot be copied, so a node is
-reached by re-running its schedule prefix from the initial state; the run in hand is extended along
-the first child, and only siblings are replayed. Two nodes merge when their ``Run.key()`` agree: the
-disk bytes, the model state, and per host its pending I/O and a digest of everything its current
-operation has read (plus the lease object's state when the operation began). Each host's thread is
-deterministic, so its future is a function of exactly that digest (docs/testing.md, "Exhaustive check").
+A node is kept as a ``Run.snapshot()`` (disk, model, and per host everything its step machine was
+handed); the step machines inside ``PaxosLease`` cannot be copied, so ``Run.restore`` rebuilds only
+the hosts that moved since the node, by handing a fresh lease that host's history again (pure CPU,
+no disk, no threads). The run in hand is extended along the first child. Two nodes merge when their
+``Run.key()`` agree: the disk bytes, the model state, and per host its pending I/O and a digest of
+everything its current operation has been handed (plus the lease object's state when the operation
+began). Each host is deterministic, so its future is a function of exactly that digest
+(docs/testing.md, "Exhaustive check").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .world import Run, Step, World, replay
+from .world import Run, Snapshot, Step, World
 
 
 @dataclass
@@ -58,32 +60,32 @@ def explore(
     res = Result(world)
     start = time.monotonic()
     seen: set[bytes] = set()
-    stack: list[tuple[Step, ...]] = []
     run = Run(world, **kw)
     try:
         seen.add(run.key())
         res.states = 1
-        stack.extend((s,) for s in reversed(run.enabled()))
-        cur: tuple[Step, ...] = ()
+        root = run.snapshot()
+        # (the node, the steps that reach it, the step to take there)
+        stack: list[tuple[Snapshot, tuple[Step, ...], Step]] = [(root, (), s) for s in reversed(run.enabled())]
+        at: Snapshot | None = root  # the node the run is at, if it is one
         while stack:
-            prefix = stack.pop()
-            if prefix[:-1] != cur:
-                run.close()
-                run = replay(world, prefix[:-1], **kw)
+            node, prefix, step = stack.pop()
+            if at is not node:
+                run.restore(node)
                 res.replays += 1
-            run.apply(prefix[-1])
-            cur = prefix
+            run.apply(step)
+            at = None
+            path = (*prefix, step)
             res.transitions += 1
             if run.violation is not None:
-                res.violation, res.steps, res.log = run.violation, list(prefix), list(run.log)
+                res.violation, res.steps, res.log = run.violation, list(path), list(run.log)
                 break
             k = run.key()
             if k in seen:
-                cur = (*prefix, ("dup", -1))  # force a replay for whatever comes next
                 continue
             seen.add(k)
             res.states += 1
-            res.max_depth = max(res.max_depth, len(prefix))
+            res.max_depth = max(res.max_depth, len(path))
             if any(h.cut for h in run.hosts):
                 res.cut += 1
             nxt = run.enabled()
@@ -91,7 +93,9 @@ def explore(
                 rng.shuffle(nxt)
             if not nxt:
                 res.terminal += 1
-            stack.extend((*prefix, s) for s in reversed(nxt))
+            else:
+                at = run.snapshot()
+                stack.extend((at, path, s) for s in reversed(nxt))
             if progress is not None and res.states % 20000 == 0:
                 res.seconds = time.monotonic() - start
                 progress(res)

@@ -1,9 +1,10 @@
 """Simulated hosts that run the *production* ``PaxosLease`` one disk I/O at a time.
 
-Each host runs its script (acquire, release, shared acquire, request) in its own thread against a
-``SteppedStorage``: every read and write blocks until the explorer grants it, so one I/O is one step
-and only one thread ever runs. Clock and sleep are injected (a constant clock, sleeps return at
-once), and owner liveness is answered from the model's ground truth: an owner is dead only once the
+Each host runs its script (acquire, release, shared acquire, request) as a generator over the
+production step machines (``PaxosLease.acquire_io``, ``release_io``, ``paxos.request_io``: the
+same code the synchronous API drives): every ``Read``/``Write`` it yields waits until the explorer
+grants it, so one I/O is one step, and no thread is involved. Clock and sleep are injected (a
+constant clock, sleeps return at once), and owner liveness is answered from the model's ground truth: an owner is dead only once the
 model crashed it (its fencing is complete), or while a mutation says otherwise.
 
 Steps the explorer may take (``Step`` = (kind, host index)):
@@ -14,7 +15,7 @@ Steps the explorer may take (``Step`` = (kind, host index)):
 * ``land``    a late write reaches the disk (before or after its caller timed out);
 * ``timeout`` the caller of a hung write gets AIO_TIMEOUT (``late_after_timeout`` lets it land after);
 * ``stall``   the host stops renewing its host id (others see WAIT; it still holds what it holds);
-* ``crash``   the host is reset: its thread unwinds, its beliefs end; a late write of it may still land;
+* ``crash``   the host is reset: its generator is closed, its beliefs end; a late write of it may still land;
 * ``restart`` a crashed host comes back with a new generation and runs its restart script.
 """
 
@@ -22,15 +23,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lockengine.errors import LockError
 from lockengine.liveness import ALIVE, RUN, WAIT, Watch
 from lockengine.ondisk import Geometry, Leader, decode_leader, leader_checksum_ok, resource_area
-from lockengine.paxos import PaxosLease, request
+from lockengine.paxos import PaxosLease, Read, Write, request_io
 
 SPACE, RES = "ls", "res"
 GEOMETRY = Geometry(512, 1 << 20)
@@ -41,9 +44,11 @@ LeaseFactory = Callable[..., PaxosLease]
 _SEAMS = {"storage", "liveness", "clock", "_sleep", "_rng", "geometry", "space_name", "resource_name", "offset"}
 
 
-class Unwind(BaseException):
-    """Raised from the storage gate to end a host thread (branch pruned, run closed, host crashed).
-    A BaseException: the lease code catches only LockError and OSError."""
+class Start:
+    """Yielded by a host before an operation that waits for an ``after`` bound (a step of its own)."""
+
+
+HostSteps = Generator["Read | Write | Start", Any, None]
 
 
 @dataclass(frozen=True)
@@ -128,40 +133,39 @@ class HostRun:
     op_first_io_done: bool = False
     belief: Belief | None = None
     pending: Pending | None = None
-    verdict: tuple[str, Any] | None = None
     finished: bool = True
-    thread: threading.Thread | None = None
+    steps: HostSteps | None = None
     lease: PaxosLease | None = None
     digest: Any = None
     outcomes: list[str] = field(default_factory=list)
     cut: bool = False
-    go: threading.Lock = field(default_factory=threading.Lock)
-    back: threading.Lock = field(default_factory=threading.Lock)
+    # Everything handed to this incarnation's step machine, in order: ("v", verdict) per resumed
+    # step, ("ans", question, answer) per liveness answer, ("crash",). Replaying it into a fresh
+    # lease rebuilds the host exactly (Run.restore); gen_id names the step machine it describes.
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    gen_id: int = 0
+    replaying: deque[tuple[Any, ...]] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
-class SteppedStorage:
-    """A ``Storage`` over the run's one in-memory disk; every I/O waits for the explorer."""
+class NoStorage:
+    """The lease's ``storage``: never used, every I/O goes through the step machines (a direct
+    read or write would bypass the explorer, so it fails loudly)."""
 
-    def __init__(self, run: Run, host: HostRun) -> None:
-        self.run = run
-        self.host = host
-        self.path = f"mem:{host.name}"
-        self.sector_size = GEOMETRY.sector_size
+    path = "explorer"
+    sector_size = GEOMETRY.sector_size
 
     def read(self, offset: int, length: int, timeout: float) -> bytes:
-        out = self.run.gate(self.host, Pending("read", offset, length, None))
-        assert isinstance(out, bytes)
-        return out
+        raise AssertionError("direct storage read bypasses the explorer")
 
     def write(self, offset: int, data: bytes, timeout: float) -> None:
-        self.run.gate(self.host, Pending("write", offset, len(data), bytes(data)))
+        raise AssertionError("direct storage write bypasses the explorer")
 
     def size(self) -> int:
-        return len(self.run.disk)
+        return len(_initial_area(1))
 
     def close(self) -> None:
         pass
@@ -183,13 +187,24 @@ class ModelLiveness:
     def begin(self, leader: Leader) -> Watch:
         return Watch(0.0, 0)
 
+    def _answer(self, question: tuple[str, int, int]) -> str:
+        """The verdict, recorded in the host's history (or, while the host is rebuilt, the recorded one)."""
+        h = self.host
+        if h.replaying is not None:
+            item = h.replaying.popleft()
+            assert item[:2] == ("ans", question), (item, question)
+            return str(item[2])
+        v = self.verdict(question[1], question[2])
+        h.history.append(("ans", question, v))
+        return v
+
     def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
-        v = self.verdict(leader.owner_id, leader.owner_generation)
+        v = self._answer(("live", leader.owner_id, leader.owner_generation))
         self.host.digest.update(f"live:{leader.owner_id}:{leader.owner_generation}:{v};".encode())
         return v, (0.0 if v != WAIT else 1.0)
 
     def holder_dead(self, host_id: int, generation: int) -> bool:
-        dead = self.verdict(host_id, generation) == RUN
+        dead = self._answer(("dead", host_id, generation)) == RUN
         self.host.digest.update(f"dead:{host_id}:{generation}:{dead};".encode())
         return dead
 
@@ -227,63 +242,54 @@ class Run:
         self.trace: list[Step] = []
         self.log: list[str] = []
         self.violation: str | None = None
+        self._gen_ids = itertools.count(1)
         for h in self.hosts:
             self._start_host(h)
 
-    # ------------------------------------------------------------------ host threads
+    # ------------------------------------------------------------------ host step machines
 
     def _start_host(self, h: HostRun) -> None:
         h.lease = self.lease_factory(
-            SteppedStorage(self, h), SPACE, RES, 0, host_id=h.spec.host_id, generation=h.generation,
+            NoStorage(), SPACE, RES, 0, host_id=h.spec.host_id, generation=h.generation,
             geometry=GEOMETRY, io_timeout=IO_TIMEOUT, liveness=self.liveness_factory(self, h),
             clock=lambda: 100.0, sleep=_no_sleep,
         )
         h.finished = False
-        h.go, h.back = threading.Lock(), threading.Lock()
-        h.go.acquire()
-        h.back.acquire()
-        h.thread = threading.Thread(target=self._host_main, args=(h, h.lease), daemon=True)
-        h.thread.start()
-        h.back.acquire()  # until it parks at its first I/O or ends
+        h.steps = self._host_main(h, h.lease)
+        h.history, h.gen_id = [], next(self._gen_ids)
+        self._resume(h, ("ok", None))  # runs until its first I/O or its end
 
-    def _host_main(self, h: HostRun, lease: PaxosLease) -> None:
-        try:
-            while h.pos < len(h.script):
-                op = h.script[h.pos]
-                if h.script is h.spec.script and any(j == h.pos for j, *_ in h.spec.after):
-                    h.op = None
-                    self.gate(h, Pending("start", 0, 0, None))
-                h.op, h.op_io, h.op_first_io_done = op, 0, False
-                h.digest = hashlib.blake2b(f"{_snapshot(lease)}|{op}|".encode(), digest_size=16)
-                outcome = self._run_op(h, lease, op)
-                h.outcomes.append(f"{op}:{outcome}")
-                h.pos += 1
-                h.op, h.op_io = None, 0
-                h.digest = None
-        except Unwind:
-            pass
-        finally:
-            h.finished = True
-            h.pending = None
-            h.back.release()
+    def _host_main(self, h: HostRun, lease: PaxosLease) -> HostSteps:
+        while h.pos < len(h.script):
+            op = h.script[h.pos]
+            if h.script is h.spec.script and any(j == h.pos for j, *_ in h.spec.after):
+                h.op = None
+                yield Start()
+            h.op, h.op_io, h.op_first_io_done = op, 0, False
+            h.digest = hashlib.blake2b(f"{_snapshot(lease)}|{op}|".encode(), digest_size=16)
+            outcome = yield from self._run_op(h, lease, op)
+            h.outcomes.append(f"{op}:{outcome}")
+            h.pos += 1
+            h.op, h.op_io = None, 0
+            h.digest = None
 
-    def _run_op(self, h: HostRun, lease: PaxosLease, op: str) -> str:
+    def _run_op(self, h: HostRun, lease: PaxosLease, op: str) -> Generator[Read | Write, Any, str]:
         try:
             if op == "acquire":
-                ld = lease.acquire(nowait=True)
+                ld = yield from lease.acquire_io(nowait=True)
                 h.belief = Belief("ex", ld.lver, h.generation)
                 return f"ok lver {ld.lver}"
             if op == "acquire_sh":
-                ld = lease.acquire(shared=True, nowait=True)
+                ld = yield from lease.acquire_io(shared=True, nowait=True)
                 h.belief = Belief("sh", ld.lver, h.generation)
                 return f"ok shared lver {ld.lver}"
             if op == "release":
                 if lease.leader is None:
                     return "nothing held"
-                lease.release()
+                yield from lease.release_io()
                 return "ok"
             if op == "request":
-                request(lease.storage, 0, SPACE, RES, None, 1, io_timeout=IO_TIMEOUT)
+                yield from request_io(GEOMETRY.sector_size, 0, SPACE, RES, None, 1, io_timeout=IO_TIMEOUT)
                 return "ok"
             raise AssertionError(op)
         except LockError as exc:
@@ -291,26 +297,25 @@ class Run:
         except OSError as exc:
             return f"OSError {exc.errno}"
 
-    def gate(self, h: HostRun, p: Pending) -> bytes | None:
-        """Called on the host's thread: park until the explorer hands back a verdict."""
-        h.pending = p
-        h.back.release()  # control to the explorer
-        h.go.acquire()  # ... until it grants, fails or unwinds this I/O
-        assert h.verdict is not None
-        verdict, value = h.verdict
-        h.verdict = None
-        h.pending = None
-        if verdict == "unwind":
-            raise Unwind()
-        if verdict == "error":
-            raise value
-        return value  # type: ignore[no-any-return]
-
     def _resume(self, h: HostRun, verdict: tuple[str, Any]) -> None:
-        """On the explorer's thread: hand h its verdict, wait until it parks again or ends."""
-        h.verdict = verdict
-        h.go.release()
-        h.back.acquire()
+        """Hand h its verdict (the result of its pending step, or an exception raised where it
+        asked for the I/O); it runs until it asks for its next I/O, or ends."""
+        assert h.steps is not None
+        if h.replaying is None:
+            h.history.append(("v", verdict))
+        h.pending = None
+        kind, value = verdict
+        try:
+            req = h.steps.throw(LockError("AIO_TIMEOUT", value)) if kind == "error" else h.steps.send(value)
+        except StopIteration:
+            h.finished = True
+            return
+        if isinstance(req, Start):
+            h.pending = Pending("start", 0, 0, None)
+        elif isinstance(req, Read):
+            h.pending = Pending("read", req.offset, req.length, None)
+        else:
+            h.pending = Pending("write", req.offset, len(req.data), bytes(req.data))
 
     # ------------------------------------------------------------------ the disk
 
@@ -357,7 +362,7 @@ class Run:
                 out.append(("stall", i))
             if h.state != "dead" and self.crashes_used < w.crashes:
                 out.append(("crash", i))
-            if h.state == "dead" and h.spec.restart_script and h.finished and h.thread is not None:
+            if h.state == "dead" and h.spec.restart_script and h.finished:
                 out.append(("restart", i))
         for k, lw in enumerate(self.late):
             if lw.caller_waiting or w.late_after_timeout:
@@ -407,7 +412,7 @@ class Run:
             self._count_io(h)
             h.digest.update(b"err;")
             self.log.append(f"{h.name}'s {h.pending.kind if h.pending else '?'} fails (AIO_TIMEOUT)")
-            self._resume(h, ("error", LockError("AIO_TIMEOUT", "explorer: I/O failed")))
+            self._resume(h, ("error", "explorer: I/O failed"))
         elif kind == "hang":
             p = h.pending
             assert p is not None and p.data is not None
@@ -422,7 +427,7 @@ class Run:
                     lw.caller_waiting = False
             h.digest.update(b"timeout;")
             self.log.append(f"{h.name} gets AIO_TIMEOUT")
-            self._resume(h, ("error", LockError("AIO_TIMEOUT", "explorer: write hung")))
+            self._resume(h, ("error", "explorer: write hung"))
         elif kind == "stall":
             self.stalls_used += 1
             h.state = "stalled"
@@ -453,10 +458,12 @@ class Run:
         for lw in self.late:
             if lw.host == h.index:
                 lw.caller_waiting = False
-        if h.thread is not None and not h.finished:
-            self._resume(h, ("unwind", None))
-        if h.thread is not None:
-            h.thread.join()
+        if h.steps is not None and not h.finished:
+            h.steps.close()  # GeneratorExit at its pending I/O: the lease code catches only LockError/OSError
+            h.finished = True
+            h.pending = None
+            if h.replaying is None:
+                h.history.append(("crash",))
 
     def close(self) -> None:
         for h in self.hosts:
@@ -496,6 +503,102 @@ class Run:
 
     def done(self) -> bool:
         return not self.enabled()
+
+    # ------------------------------------------------------------------ snapshots (explore.py)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            bytes(self.disk[: self.span]),
+            tuple(
+                HostSnap(
+                    h.generation, h.state, h.script, h.pos, h.op, h.op_io, h.op_first_io_done, h.belief,
+                    h.pending and replace(h.pending), h.finished, h.digest and h.digest.copy(), tuple(h.outcomes),
+                    h.cut, tuple(h.history), h.gen_id,
+                )
+                for h in self.hosts
+            ),
+            tuple(replace(lw) for lw in self.late),
+            (self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used),
+            {k: frozenset(v) for k, v in self.committed.items()},
+            tuple(self.trace), tuple(self.log), self.violation,
+        )
+
+    def restore(self, snap: Snapshot) -> None:
+        """Back to the state ``snap`` was taken in. A host whose step machine moved on since is
+        rebuilt: a fresh lease (same factory, generation and script) is handed its recorded history
+        again (liveness answers included), which, the host being deterministic, brings it to the
+        same point; hosts that did not move keep their step machine."""
+        self.disk[: self.span] = snap.disk
+        for h, hs in zip(self.hosts, snap.hosts, strict=True):
+            if (h.gen_id, len(h.history)) != (hs.gen_id, len(hs.history)):
+                self._rebuild(h, hs)
+            h.generation, h.state, h.script, h.pos, h.op, h.op_io = (
+                hs.generation, hs.state, hs.script, hs.pos, hs.op, hs.op_io)
+            h.op_first_io_done, h.belief, h.finished, h.cut = hs.op_first_io_done, hs.belief, hs.finished, hs.cut
+            h.pending = hs.pending and replace(hs.pending)
+            h.digest = hs.digest and hs.digest.copy()
+            h.outcomes = list(hs.outcomes)
+        self.late = [replace(lw) for lw in snap.late]
+        self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used = snap.budgets
+        self.committed = {k: set(v) for k, v in snap.committed.items()}
+        self.trace, self.log, self.violation = list(snap.trace), list(snap.log), snap.violation
+
+    def _rebuild(self, h: HostRun, hs: HostSnap) -> None:
+        if h.steps is not None and not h.finished:
+            h.steps.close()  # the step machine of another branch
+        h.generation, h.script, h.pos, h.op, h.outcomes = hs.generation, hs.script, 0, None, []
+        h.replaying = deque(hs.history)
+        try:
+            h.lease = self.lease_factory(
+                NoStorage(), SPACE, RES, 0, host_id=h.spec.host_id, generation=h.generation,
+                geometry=GEOMETRY, io_timeout=IO_TIMEOUT, liveness=self.liveness_factory(self, h),
+                clock=lambda: 100.0, sleep=_no_sleep,
+            )
+            h.finished = False
+            h.steps = self._host_main(h, h.lease)
+            while h.replaying:
+                item = h.replaying.popleft()
+                if item[0] == "crash":
+                    self._kill(h)
+                else:
+                    assert item[0] == "v", item
+                    self._resume(h, item[1])
+        finally:
+            h.replaying = None
+        h.history, h.gen_id = list(hs.history), hs.gen_id
+
+
+@dataclass(frozen=True)
+class HostSnap:
+    generation: int
+    state: str
+    script: tuple[str, ...]
+    pos: int
+    op: str | None
+    op_io: int
+    op_first_io_done: bool
+    belief: Belief | None
+    pending: Pending | None
+    finished: bool
+    digest: Any
+    outcomes: tuple[str, ...]
+    cut: bool
+    history: tuple[tuple[Any, ...], ...]
+    gen_id: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A node of the search: everything of a ``Run`` but its step machines (which cannot be copied)."""
+
+    disk: bytes
+    hosts: tuple[HostSnap, ...]
+    late: tuple[LateWrite, ...]
+    budgets: tuple[int, int, int, int]
+    committed: dict[int, frozenset[tuple[int, int]]]
+    trace: tuple[Step, ...]
+    log: tuple[str, ...]
+    violation: str | None
 
 
 @functools.cache
