@@ -113,7 +113,7 @@ class LateWrite:
     caller_waiting: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Belief:
     kind: str  # "ex" | "sh"
     lver: int
@@ -139,11 +139,16 @@ class HostRun:
     digest: Any = None
     outcomes: list[str] = field(default_factory=list)
     cut: bool = False
-    # Everything handed to this incarnation's step machine, in order: ("v", verdict) per resumed
-    # step, ("ans", question, answer) per liveness answer, ("crash",). Replaying it into a fresh
-    # lease rebuilds the host exactly (Run.restore); gen_id names the step machine it describes.
+    # Everything handed to this incarnation's step machine, in order: ("v", kind, value, offset,
+    # length) per resumed step (a read's bytes cut at the span: the rest is the initial area), and
+    # ("ans", question, answer) per liveness answer. Replaying it into a fresh lease rebuilds the
+    # host exactly (Run._rebuild). hist_key digests it (and the incarnation: host, generation,
+    # script); live is the hist_key of where the actual step machine (steps, lease) is.
     history: list[tuple[Any, ...]] = field(default_factory=list)
+    hist_key: bytes = b""
     gen_id: int = 0
+    live: bytes | None = None
+    lease_snap: str = ""  # _snapshot(lease), kept up to date while no operation runs
     replaying: deque[tuple[Any, ...]] | None = None
 
     @property
@@ -243,6 +248,11 @@ class Run:
         self.log: list[str] = []
         self.violation: str | None = None
         self._gen_ids = itertools.count(1)
+        self._initial = _initial_area(max(h.host_id for h in world.hosts))
+        # Host steps already run: (host, hist_key, the host's fields the world changes, verdict,
+        # liveness context) -> what the step machine did (memo; docs/testing.md, "Exhaustive check").
+        self.memo: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.memo_hits = self.memo_misses = 0
         for h in self.hosts:
             self._start_host(h)
 
@@ -257,6 +267,8 @@ class Run:
         h.finished = False
         h.steps = self._host_main(h, h.lease)
         h.history, h.gen_id = [], next(self._gen_ids)
+        h.hist_key = hashlib.blake2b(repr((h.index, h.generation, h.script)).encode(), digest_size=16).digest()
+        h.live, h.lease_snap = h.hist_key, _snapshot(h.lease)
         self._resume(h, ("ok", None))  # runs until its first I/O or its end
 
     def _host_main(self, h: HostRun, lease: PaxosLease) -> HostSteps:
@@ -299,10 +311,51 @@ class Run:
 
     def _resume(self, h: HostRun, verdict: tuple[str, Any]) -> None:
         """Hand h its verdict (the result of its pending step, or an exception raised where it
-        asked for the I/O); it runs until it asks for its next I/O, or ends."""
+        asked for the I/O); it runs until it asks for its next I/O, or ends.
+
+        A step a host already took elsewhere in the search, from the same history, with the same
+        world-side fields and the same liveness context, is not run again: its recorded effect is
+        applied (the host is deterministic). Otherwise its step machine is brought to this point
+        (rebuilt from the history if it is elsewhere) and run."""
+        kind, value = verdict
+        p = h.pending
+        if isinstance(value, bytes) and p is not None:
+            value = value[: max(0, self.span - p.offset)]  # beyond the span: the initial area
+        item = ("v", kind, value, p and p.offset, p and p.length)
+        ctx = tuple((o.state, o.generation) for o in self.hosts)
+        mk = (h.index, h.hist_key, h.op_io, h.op_first_io_done, h.belief, h.digest and h.digest.digest(),
+              p and (p.kind, p.hung), kind, value, ctx)
+        eff = self.memo.get(mk)
+        ran = eff is None
+        if eff is None:
+            self.memo_misses += 1
+            if h.live != h.hist_key:
+                self._rebuild(h)
+            n = len(h.history)
+            h.history.append(item)
+            self._step(h, verdict)
+            answers = tuple(h.history[n + 1 :])
+            if h.op is None:
+                h.lease_snap = _snapshot(h.lease) if h.lease is not None else ""
+            eff = (h.pending and replace(h.pending), h.finished, h.op, h.pos, h.op_io, h.op_first_io_done,
+                   h.belief, h.digest and h.digest.copy(), tuple(h.outcomes), h.lease_snap, answers)
+            self.memo[mk] = eff
+        else:
+            self.memo_hits += 1
+            pending, h.finished, h.op, h.pos, h.op_io, h.op_first_io_done, h.belief, digest, outcomes, \
+                h.lease_snap, answers = eff
+            h.pending = pending and replace(pending)
+            h.digest = digest and digest.copy()
+            h.outcomes = list(outcomes)
+            h.history.append(item)
+            h.history.extend(answers)
+        h.hist_key = hashlib.blake2b(h.hist_key + repr((item, answers)).encode(), digest_size=16).digest()
+        if ran:
+            h.live = h.hist_key  # the step machine moved along; after a memo hit it stays behind
+
+    def _step(self, h: HostRun, verdict: tuple[str, Any]) -> None:
+        """Run h's actual step machine one step (it is at the point its history describes)."""
         assert h.steps is not None
-        if h.replaying is None:
-            h.history.append(("v", verdict))
         h.pending = None
         kind, value = verdict
         try:
@@ -462,8 +515,7 @@ class Run:
             h.steps.close()  # GeneratorExit at its pending I/O: the lease code catches only LockError/OSError
             h.finished = True
             h.pending = None
-            if h.replaying is None:
-                h.history.append(("crash",))
+        h.live = None
 
     def close(self) -> None:
         for h in self.hosts:
@@ -495,7 +547,7 @@ class Run:
                       h.belief, h.pending and (h.pending.kind, h.pending.offset, h.pending.hung))).encode()
             )
             d.update(h.digest.digest() if h.digest is not None else b"-")
-            d.update(_snapshot(h.lease).encode() if h.lease is not None and h.op is None else b"")
+            d.update(h.lease_snap.encode() if h.op is None else b"")
         d.update(repr([(lw.host, lw.offset, lw.data, lw.caller_waiting) for lw in self.late]).encode())
         d.update(repr((self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used)).encode())
         d.update(repr(sorted((k, sorted(v)) for k, v in self.committed.items())).encode())
@@ -513,7 +565,7 @@ class Run:
                 HostSnap(
                     h.generation, h.state, h.script, h.pos, h.op, h.op_io, h.op_first_io_done, h.belief,
                     h.pending and replace(h.pending), h.finished, h.digest and h.digest.copy(), tuple(h.outcomes),
-                    h.cut, tuple(h.history), h.gen_id,
+                    h.cut, tuple(h.history), h.hist_key, h.gen_id, h.lease_snap,
                 )
                 for h in self.hosts
             ),
@@ -524,30 +576,33 @@ class Run:
         )
 
     def restore(self, snap: Snapshot) -> None:
-        """Back to the state ``snap`` was taken in. A host whose step machine moved on since is
-        rebuilt: a fresh lease (same factory, generation and script) is handed its recorded history
-        again (liveness answers included), which, the host being deterministic, brings it to the
-        same point; hosts that did not move keep their step machine."""
+        """Back to the state ``snap`` was taken in. Step machines are not touched: a host whose
+        step machine is elsewhere is rebuilt when it next runs a step that is not in the memo."""
         self.disk[: self.span] = snap.disk
         for h, hs in zip(self.hosts, snap.hosts, strict=True):
-            if (h.gen_id, len(h.history)) != (hs.gen_id, len(hs.history)):
-                self._rebuild(h, hs)
             h.generation, h.state, h.script, h.pos, h.op, h.op_io = (
                 hs.generation, hs.state, hs.script, hs.pos, hs.op, hs.op_io)
             h.op_first_io_done, h.belief, h.finished, h.cut = hs.op_first_io_done, hs.belief, hs.finished, hs.cut
             h.pending = hs.pending and replace(hs.pending)
             h.digest = hs.digest and hs.digest.copy()
             h.outcomes = list(hs.outcomes)
+            h.history, h.hist_key, h.gen_id, h.lease_snap = list(hs.history), hs.hist_key, hs.gen_id, hs.lease_snap
         self.late = [replace(lw) for lw in snap.late]
         self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used = snap.budgets
         self.committed = {k: set(v) for k, v in snap.committed.items()}
         self.trace, self.log, self.violation = list(snap.trace), list(snap.log), snap.violation
 
-    def _rebuild(self, h: HostRun, hs: HostSnap) -> None:
+    _HOST_FIELDS = ("pos", "op", "op_io", "op_first_io_done", "belief", "pending", "finished", "digest", "outcomes")
+
+    def _rebuild(self, h: HostRun) -> None:
+        """A fresh lease (same factory, generation and script) handed h's history again (liveness
+        answers included) is, the host being deterministic, where h's history says it is. The
+        world's view of h (its fields) is kept as it is."""
+        keep = {f: getattr(h, f) for f in self._HOST_FIELDS}
         if h.steps is not None and not h.finished:
-            h.steps.close()  # the step machine of another branch
-        h.generation, h.script, h.pos, h.op, h.outcomes = hs.generation, hs.script, 0, None, []
-        h.replaying = deque(hs.history)
+            h.steps.close()  # a step machine of another branch
+        h.pos, h.op, h.outcomes = 0, None, []
+        h.replaying = deque(h.history)
         try:
             h.lease = self.lease_factory(
                 NoStorage(), SPACE, RES, 0, host_id=h.spec.host_id, generation=h.generation,
@@ -557,16 +612,15 @@ class Run:
             h.finished = False
             h.steps = self._host_main(h, h.lease)
             while h.replaying:
-                item = h.replaying.popleft()
-                if item[0] == "crash":
-                    self._kill(h)
-                else:
-                    assert item[0] == "v", item
-                    self._resume(h, item[1])
+                _, kind, value, offset, length = h.replaying.popleft()
+                if isinstance(value, bytes) and len(value) < length:
+                    value += self._initial[offset + len(value) : offset + length]
+                self._step(h, (kind, value))
         finally:
             h.replaying = None
-        h.history, h.gen_id = list(hs.history), hs.gen_id
-
+        for f, v in keep.items():
+            setattr(h, f, v)
+        h.live = h.hist_key
 
 @dataclass(frozen=True)
 class HostSnap:
@@ -584,7 +638,9 @@ class HostSnap:
     outcomes: tuple[str, ...]
     cut: bool
     history: tuple[tuple[Any, ...], ...]
+    hist_key: bytes
     gen_id: int
+    lease_snap: str
 
 
 @dataclass(frozen=True)
