@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .world import Run, Snapshot, Step, World
+from .world import Run, Snapshot, Step, World, render_log
 
 
 @dataclass
@@ -78,7 +78,7 @@ def explore(
             path = (*prefix, step)
             res.transitions += 1
             if run.violation is not None:
-                res.violation, res.steps, res.log = run.violation, list(path), list(run.log)
+                res.violation, res.steps, res.log = run.violation, list(path), render_log(run.log)
                 break
             k = run.key()
             if k in seen:

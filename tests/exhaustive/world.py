@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import marshal
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
@@ -96,7 +97,7 @@ class World:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pending:
     kind: str  # "read" | "write"
     offset: int
@@ -105,7 +106,7 @@ class Pending:
     hung: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class LateWrite:
     host: int
     offset: int
@@ -245,7 +246,7 @@ class Run:
         self.hangs_used = self.errors_used = self.crashes_used = self.stalls_used = 0
         self.committed: dict[int, set[tuple[int, int]]] = {}
         self.trace: list[Step] = []
-        self.log: list[str] = []
+        self.log: list[LogEntry] = []  # render_log() reads it
         self.violation: str | None = None
         self._gen_ids = itertools.count(1)
         self._initial = _initial_area(max(h.host_id for h in world.hosts))
@@ -267,7 +268,7 @@ class Run:
         h.finished = False
         h.steps = self._host_main(h, h.lease)
         h.history, h.gen_id = [], next(self._gen_ids)
-        h.hist_key = hashlib.blake2b(repr((h.index, h.generation, h.script)).encode(), digest_size=16).digest()
+        h.hist_key = hashlib.blake2b(marshal.dumps((h.index, h.generation, h.script)), digest_size=16).digest()
         h.live, h.lease_snap = h.hist_key, _snapshot(h.lease)
         self._resume(h, ("ok", None))  # runs until its first I/O or its end
 
@@ -321,7 +322,7 @@ class Run:
         p = h.pending
         if isinstance(value, bytes) and p is not None:
             value = value[: max(0, self.span - p.offset)]  # beyond the span: the initial area
-        item = ("v", kind, value, p and p.offset, p and p.length)
+        item = ("v", kind, value, p.offset if p else None, p.length if p else None)
         ctx = tuple((o.state, o.generation) for o in self.hosts)
         mk = (h.index, h.hist_key, h.op_io, h.op_first_io_done, h.belief, h.digest and h.digest.digest(),
               p and (p.kind, p.hung), kind, value, ctx)
@@ -337,19 +338,19 @@ class Run:
             answers = tuple(h.history[n + 1 :])
             if h.op is None:
                 h.lease_snap = _snapshot(h.lease) if h.lease is not None else ""
-            eff = (h.pending and replace(h.pending), h.finished, h.op, h.pos, h.op_io, h.op_first_io_done,
+            eff = (h.pending, h.finished, h.op, h.pos, h.op_io, h.op_first_io_done,
                    h.belief, h.digest and h.digest.copy(), tuple(h.outcomes), h.lease_snap, answers)
             self.memo[mk] = eff
         else:
             self.memo_hits += 1
             pending, h.finished, h.op, h.pos, h.op_io, h.op_first_io_done, h.belief, digest, outcomes, \
                 h.lease_snap, answers = eff
-            h.pending = pending and replace(pending)
+            h.pending = pending
             h.digest = digest and digest.copy()
             h.outcomes = list(outcomes)
             h.history.append(item)
             h.history.extend(answers)
-        h.hist_key = hashlib.blake2b(h.hist_key + repr((item, answers)).encode(), digest_size=16).digest()
+        h.hist_key = hashlib.blake2b(h.hist_key + marshal.dumps((item, answers)), digest_size=16).digest()
         if ran:
             h.live = h.hist_key  # the step machine moved along; after a memo hit it stays behind
 
@@ -432,9 +433,8 @@ class Run:
             if lw.caller_waiting:
                 h = self.hosts[lw.host]
                 assert h.pending is not None and h.pending.hung
-                h.pending.hung = False
-                h.pending.data = None  # landed: the caller now either completes or times out
-                h.pending.kind = "landed"
+                # landed: the caller now either completes or times out
+                h.pending = replace(h.pending, hung=False, data=None, kind="landed")
             self.check()
             return
         h = self.hosts[i]
@@ -456,7 +456,7 @@ class Run:
                 self._resume(h, ("ok", None))
             else:
                 assert p.data is not None
-                self.log.append(f"{h.name} writes {_describe_write(p.offset, p.data)}")
+                self.log.append(("write", f"{h.name} writes ", p.offset, p.data, ""))
                 self._apply_write(p.offset, p.data)
                 h.digest.update(b"w;")
                 self._resume(h, ("ok", None))
@@ -471,13 +471,11 @@ class Run:
             assert p is not None and p.data is not None
             self.hangs_used += 1
             self._count_io(h)
-            p.hung = True
+            h.pending = replace(p, hung=True)
             self.late.append(LateWrite(i, p.offset, p.data))
-            self.log.append(f"{h.name}'s write {_describe_write(p.offset, p.data)} hangs")
+            self.log.append(("write", f"{h.name}'s write ", p.offset, p.data, " hangs"))
         elif kind == "timeout":
-            for lw in self.late:
-                if lw.host == i and lw.caller_waiting:
-                    lw.caller_waiting = False
+            self.late = [replace(lw, caller_waiting=False) if lw.host == i else lw for lw in self.late]
             h.digest.update(b"timeout;")
             self.log.append(f"{h.name} gets AIO_TIMEOUT")
             self._resume(h, ("error", "explorer: write hung"))
@@ -508,9 +506,7 @@ class Run:
         h.op_first_io_done = True
 
     def _kill(self, h: HostRun) -> None:
-        for lw in self.late:
-            if lw.host == h.index:
-                lw.caller_waiting = False
+        self.late = [replace(lw, caller_waiting=False) if lw.host == h.index else lw for lw in self.late]
         if h.steps is not None and not h.finished:
             h.steps.close()  # GeneratorExit at its pending I/O: the lease code catches only LockError/OSError
             h.finished = True
@@ -540,18 +536,19 @@ class Run:
             self.violation = f"exclusive owner {ex[0].name} beside shared holders {[h.name for h in sh]}"
 
     def key(self) -> bytes:
-        d = hashlib.blake2b(bytes(self.disk[: self.span]), digest_size=16)
-        for h in self.hosts:
-            d.update(
-                repr((h.state, h.generation, h.script is h.spec.script, h.pos, h.op, h.op_io, h.cut,
-                      h.belief, h.pending and (h.pending.kind, h.pending.offset, h.pending.hung))).encode()
-            )
-            d.update(h.digest.digest() if h.digest is not None else b"-")
-            d.update(h.lease_snap.encode() if h.op is None else b"")
-        d.update(repr([(lw.host, lw.offset, lw.data, lw.caller_waiting) for lw in self.late]).encode())
-        d.update(repr((self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used)).encode())
-        d.update(repr(sorted((k, sorted(v)) for k, v in self.committed.items())).encode())
-        return d.digest()
+        hosts = tuple(
+            (h.state, h.generation, h.script is h.spec.script, h.pos, h.op, h.op_io, h.cut,
+             (h.belief.kind, h.belief.lver, h.belief.generation) if h.belief else None,
+             (h.pending.kind, h.pending.offset, h.pending.hung) if h.pending else None,
+             h.digest.digest() if h.digest is not None else None, h.lease_snap if h.op is None else "")
+            for h in self.hosts
+        )
+        late = tuple((lw.host, lw.offset, lw.data, lw.caller_waiting) for lw in self.late)
+        budgets = (self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used)
+        committed = tuple(sorted((k, tuple(sorted(v))) for k, v in self.committed.items()))
+        return hashlib.blake2b(
+            marshal.dumps((bytes(self.disk[: self.span]), hosts, late, budgets, committed)), digest_size=16
+        ).digest()
 
     def done(self) -> bool:
         return not self.enabled()
@@ -564,12 +561,12 @@ class Run:
             tuple(
                 HostSnap(
                     h.generation, h.state, h.script, h.pos, h.op, h.op_io, h.op_first_io_done, h.belief,
-                    h.pending and replace(h.pending), h.finished, h.digest and h.digest.copy(), tuple(h.outcomes),
+                    h.pending, h.finished, h.digest and h.digest.copy(), tuple(h.outcomes),
                     h.cut, tuple(h.history), h.hist_key, h.gen_id, h.lease_snap,
                 )
                 for h in self.hosts
             ),
-            tuple(replace(lw) for lw in self.late),
+            tuple(self.late),
             (self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used),
             {k: frozenset(v) for k, v in self.committed.items()},
             tuple(self.trace), tuple(self.log), self.violation,
@@ -583,11 +580,11 @@ class Run:
             h.generation, h.state, h.script, h.pos, h.op, h.op_io = (
                 hs.generation, hs.state, hs.script, hs.pos, hs.op, hs.op_io)
             h.op_first_io_done, h.belief, h.finished, h.cut = hs.op_first_io_done, hs.belief, hs.finished, hs.cut
-            h.pending = hs.pending and replace(hs.pending)
+            h.pending = hs.pending
             h.digest = hs.digest and hs.digest.copy()
             h.outcomes = list(hs.outcomes)
             h.history, h.hist_key, h.gen_id, h.lease_snap = list(hs.history), hs.hist_key, hs.gen_id, hs.lease_snap
-        self.late = [replace(lw) for lw in snap.late]
+        self.late = list(snap.late)
         self.hangs_used, self.errors_used, self.crashes_used, self.stalls_used = snap.budgets
         self.committed = {k: set(v) for k, v in snap.committed.items()}
         self.trace, self.log, self.violation = list(snap.trace), list(snap.log), snap.violation
@@ -653,13 +650,21 @@ class Snapshot:
     budgets: tuple[int, int, int, int]
     committed: dict[int, frozenset[tuple[int, int]]]
     trace: tuple[Step, ...]
-    log: tuple[str, ...]
+    log: tuple[LogEntry, ...]
     violation: str | None
 
 
 @functools.cache
 def _initial_area(num_hosts: int) -> bytes:
     return resource_area(SPACE, RES, GEOMETRY, num_hosts=num_hosts)
+
+
+LogEntry = str | tuple[str, str, int, bytes, str]
+
+
+def render_log(log: Sequence[LogEntry]) -> list[str]:
+    """The readable log of a run (a write's fields are decoded only here)."""
+    return [e if isinstance(e, str) else f"{e[1]}{_describe_write(e[2], e[3])}{e[4]}" for e in log]
 
 
 def _describe_write(offset: int, data: bytes) -> str:
