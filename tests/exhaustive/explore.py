@@ -36,6 +36,7 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     complete: bool = True
+    outcomes: set[str] = field(default_factory=set)  # "host op:outcome" seen in terminal states
 
     def line(self) -> str:
         return (
@@ -99,6 +100,7 @@ def explore(
                 rng.shuffle(nxt)
             if not nxt:
                 res.terminal += 1
+                res.outcomes.update(f"{h.name} {o}" for h in run.hosts for o in h.outcomes)
             else:
                 at = run.snapshot()
                 stack.extend((at, path, s) for s in reversed(nxt))

@@ -42,3 +42,11 @@ class EarlyTakeover(ModelLiveness):
         if owner is not None and owner.state == "stalled":
             return RUN
         return super().verdict(host_id, generation)
+
+
+class IgnoredSharers(PaxosLease):
+    """An exclusive winner that never looks at the shared holders' mode blocks."""
+
+    def _clear_sharers(self, sharers: set[tuple[int, int]]) -> IO[None]:
+        return
+        yield  # a step machine without I/O
