@@ -233,8 +233,10 @@ class Run:
         *,
         lease_factory: LeaseFactory = PaxosLease,
         liveness_factory: Callable[[Run, HostRun], ModelLiveness] = ModelLiveness,
+        memo: bool = True,
     ) -> None:
         self.world = world
+        self.use_memo = memo
         self.lease_factory = lease_factory
         self.liveness_factory = liveness_factory
         self.disk = bytearray(_initial_area(max(h.host_id for h in world.hosts)))
@@ -326,7 +328,7 @@ class Run:
         ctx = tuple((o.state, o.generation) for o in self.hosts)
         mk = (h.index, h.hist_key, h.op_io, h.op_first_io_done, h.belief, h.digest and h.digest.digest(),
               p and (p.kind, p.hung), kind, value, ctx)
-        eff = self.memo.get(mk)
+        eff = self.memo.get(mk) if self.use_memo else None
         ran = eff is None
         if eff is None:
             self.memo_misses += 1
@@ -340,7 +342,8 @@ class Run:
                 h.lease_snap = _snapshot(h.lease) if h.lease is not None else ""
             eff = (h.pending, h.finished, h.op, h.pos, h.op_io, h.op_first_io_done,
                    h.belief, h.digest and h.digest.copy(), tuple(h.outcomes), h.lease_snap, answers)
-            self.memo[mk] = eff
+            if self.use_memo:
+                self.memo[mk] = eff
         else:
             self.memo_hits += 1
             pending, h.finished, h.op, h.pos, h.op_io, h.op_first_io_done, h.belief, digest, outcomes, \
