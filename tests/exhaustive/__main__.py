@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--errors", type=int, default=0)
     ap.add_argument("--crashes", type=int, default=0)
     ap.add_argument("--max-io", type=int, default=8, help="I/Os per operation before the host freezes")
-    ap.add_argument("--max-states", type=int, default=10_000_000)
+    ap.add_argument("--max-states", type=int, default=30_000_000, help="stop there (about 130 bytes of RAM a state)")
     ap.add_argument("--seed", type=int, default=None, help="visit children in a seeded random order")
     ap.add_argument("--no-reduce", action="store_true", help="explore operation starts in every order too")
     a = ap.parse_args(argv)
