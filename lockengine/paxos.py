@@ -5,6 +5,12 @@ congruent to its host_id modulo max_hosts, so two hosts never use the same ballo
 our dblock with a fresh mbal and reads every dblock; phase 2 adopts the value with the highest bal
 (or proposes ourselves) and writes it with bal = mbal; any higher mbal seen aborts. Only the
 winner of phase 2 commits the leader record; it may commit another host (ACQUIRE_OTHER).
+
+Every path that touches the disk is a generator (a step machine) that yields ``Read``/``Write``
+requests and is handed each read's bytes (or the I/O's exception) back; the synchronous API
+(``acquire``, ``release``, ``adopt``, ``read_leader``, ``request``) runs the same generators
+against a ``Storage`` through ``drive``. The exhaustive check (tests/exhaustive) steps the same
+generators itself, one I/O at a time: one copy of the algorithm, two drivers.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import replace
-from typing import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from .clock import Clock, abortable_sleep, monotime
 from .errors import CODES, InputError, LockError
@@ -48,6 +55,60 @@ from .storage import Storage
 EAGAIN_SHARED = CODES["EAGAIN"]
 SH_RETRIES = 8
 LVER_RESTARTS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Read:
+    """A step machine asks for ``length`` bytes at ``offset``; it is sent the bytes read."""
+
+    offset: int
+    length: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Write:
+    """A step machine asks for ``data`` to be written at ``offset``; it is sent None."""
+
+    offset: int
+    data: bytes
+    timeout: float
+
+
+# A step machine: yields I/O requests, is sent each result (or has the I/O's exception thrown in at
+# the yield), returns its result.
+IO = Generator[Read | Write, bytes | None, T]
+
+
+def drive(storage: Storage, steps: IO[T]) -> T:
+    """Run a step machine against real storage, one I/O after the other (the synchronous API)."""
+    try:
+        req = next(steps)
+        while True:
+            failure: BaseException | None = None
+            out: bytes | None = None
+            try:
+                if isinstance(req, Read):
+                    out = storage.read(req.offset, req.length, req.timeout)
+                else:
+                    storage.write(req.offset, req.data, req.timeout)
+            except BaseException as exc:  # raised inside the step machine, where the I/O was asked for
+                failure = exc
+            req = steps.send(out) if failure is None else steps.throw(failure)
+            del failure
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def read_io(offset: int, length: int, timeout: float) -> IO[bytes]:
+    out = yield Read(offset, length, timeout)
+    assert out is not None
+    return out
+
+
+def write_io(offset: int, data: bytes, timeout: float) -> IO[None]:
+    yield Write(offset, data, timeout)
 
 
 class PaxosLease:
@@ -101,7 +162,7 @@ class PaxosLease:
 
     def _probe_geometry(self) -> Geometry:
         s = max(self.storage.sector_size, 512)
-        buf = self.storage.read(self.offset, s, self.io_timeout)
+        buf = drive(self.storage, read_io(self.offset, s, self.io_timeout))
         ld = verify_paxos_leader(buf, self.space_name, self.resource_name)
         return geometry_from_flags(ld.sector_size, ld.flags)
 
@@ -114,11 +175,14 @@ class PaxosLease:
         return ld
 
     def read_leader(self) -> Leader:
-        buf = self.storage.read(self.offset, self.geometry.sector_size, self.io_timeout)
+        return drive(self.storage, self.read_leader_io())
+
+    def read_leader_io(self) -> IO[Leader]:
+        buf = yield from read_io(self.offset, self.geometry.sector_size, self.io_timeout)
         return self._verify(buf)
 
-    def _read_area(self) -> tuple[Leader, AreaSlots]:
-        buf = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
+    def _read_area(self) -> IO[tuple[Leader, AreaSlots]]:
+        buf = yield from read_io(self.offset, self.geometry.align_size, self.io_timeout)
         ld = self._verify(buf)
         return ld, AreaSlots(buf, self.geometry.sector_size, ld.num_hosts)
 
@@ -128,19 +192,19 @@ class PaxosLease:
         if self._abort is not None and self._abort.is_set():
             raise LockError("ERROR", f"{self.resource_name}: acquire aborted")
 
-    def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> None:
+    def _write_own(self, dblock: DBlock, mblock: ModeBlock | None = None) -> IO[None]:
         self._check_abort()
         mblock = mblock or self.keep_mode or ModeBlock()
         off = self.offset + self.geometry.dblock_offset(self.host_id)
-        self.storage.write(off, host_sector(dblock, mblock, self.geometry.sector_size), self.io_timeout)
+        yield from write_io(off, host_sector(dblock, mblock, self.geometry.sector_size), self.io_timeout)
         self._dblock = dblock
 
-    def _write_leader(self, ld: Leader) -> None:
+    def _write_leader(self, ld: Leader) -> IO[None]:
         self._check_abort()
         sector = bytearray(self.geometry.sector_size)
         enc = ld.encode()
         sector[: len(enc)] = enc
-        self.storage.write(self.offset, bytes(sector), self.io_timeout)
+        yield from write_io(self.offset, bytes(sector), self.io_timeout)
 
     # ------------------------------------------------------------------ acquire
 
@@ -155,32 +219,43 @@ class PaxosLease:
         """Win the lease (exclusive, or shared with ``shared``). Raises LockError with sanlock's names.
 
         A failure after our phase 2 wrote (our value may be chosen) retracts: see ``_retract``."""
+        return drive(self.storage, self.acquire_io(shared=shared, lver=lver, nowait=nowait, abort=abort))
+
+    def acquire_io(
+        self,
+        *,
+        shared: bool = False,
+        lver: int = 0,
+        nowait: bool = False,
+        abort: threading.Event | None = None,
+    ) -> IO[Leader]:
+        """``acquire`` as a step machine."""
         self._abort, self._proposed = abort, set()
         try:
-            return self._acquire(shared, lver, nowait, abort)
+            return (yield from self._acquire(shared, lver, nowait, abort))
         except (LockError, OSError):
-            self._retract()
+            yield from self._retract()
             raise
         finally:
             self._abort = None
 
-    def _acquire(self, shared: bool, lver: int, nowait: bool, abort: threading.Event | None) -> Leader:
+    def _acquire(self, shared: bool, lver: int, nowait: bool, abort: threading.Event | None) -> IO[Leader]:
         if not shared:
-            return self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort)
+            return (yield from self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort))
         for _ in range(SH_RETRIES):
             try:
-                ld = self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort, short_hold=True)
+                ld = yield from self._acquire_exclusive(lver=lver, nowait=nowait, abort=abort, short_hold=True)
             except LockError as exc:
-                if exc.name != "ACQUIRE_IDLIVE" or not self._owner_short_hold():
+                if exc.name != "ACQUIRE_IDLIVE" or not (yield from self._owner_short_hold()):
                     raise
                 self._sleep(self._rng.random(), abort, "shared acquire")
                 continue
             # Hold shared: our sector says SHARED, then the leader is freed for other sharers.
             try:
-                self._write_own(
+                yield from self._write_own(
                     replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock(MBLOCK_SHARED, self.generation)
                 )
-                self._release_leader(ld)
+                yield from self._release_leader(ld)
             except (LockError, OSError):
                 self.leader = None  # not held: the caller's retract clears our mode block and the leader
                 raise
@@ -188,7 +263,7 @@ class PaxosLease:
             return ld
         raise LockError("ACQUIRE_SHRETRY", f"{self.resource_name}: held briefly by another host, retried {SH_RETRIES} times")
 
-    def _retract(self) -> None:
+    def _retract(self) -> IO[None]:
         """After a failed acquire whose phase 2 wrote (or may have written) a value, make sure the
         lease is not left owned on disk by this live host (sanlock: retract / undo shared).
 
@@ -200,37 +275,37 @@ class PaxosLease:
         if not self._proposed or self.leader is not None:
             return
         try:
-            self._write_own(replace(self._dblock, flags=self._dblock.flags | DBLOCK_FL_RELEASED))
-            cur = self.read_leader()
+            yield from self._write_own(replace(self._dblock, flags=self._dblock.flags | DBLOCK_FL_RELEASED))
+            cur = yield from self.read_leader_io()
             if (
                 cur.timestamp
                 and (cur.owner_id, cur.owner_generation, cur.write_id) == (self.host_id, self.generation, self.host_id)
                 and cur.timestamp in self._proposed
             ):
-                self._release_leader(cur)
+                yield from self._release_leader(cur)
         except (LockError, OSError):
             pass
         finally:
             self._proposed = set()
 
-    def _owner_short_hold(self) -> bool:
+    def _owner_short_hold(self) -> IO[bool]:
         try:
-            return bool(self.read_leader().flags & LFL_SHORT_HOLD)
+            return bool((yield from self.read_leader_io()).flags & LFL_SHORT_HOLD)
         except LockError:
             return False
 
     def _acquire_exclusive(
         self, *, lver: int, nowait: bool, abort: threading.Event | None, short_hold: bool = False
-    ) -> Leader:
+    ) -> IO[Leader]:
         lver_restarts = 0
         while True:
-            cur, slots = self._read_area()
+            cur, slots = yield from self._read_area()
             if lver and cur.lver != lver:
                 raise LockError("ACQUIRE_LVER", f"{self.resource_name}: lver is {cur.lver}, required {lver}")
-            if not self._may_run(cur, slots, nowait, abort):
+            if not (yield from self._may_run(cur, slots, nowait, abort)):
                 continue  # the leader changed while we waited: start over
             try:
-                result = self._run(cur, slots, short_hold, abort)
+                result = yield from self._run(cur, slots, short_hold, abort)
             except LockError as exc:
                 # A dblock already at a later version: the leader we read is stale (a commit landed
                 # late, or one is landing now). Start over from a fresh read, as sanlock does; a
@@ -243,7 +318,7 @@ class PaxosLease:
             if result is not None:
                 return result
 
-    def _may_run(self, cur: Leader, slots: AreaSlots, nowait: bool, abort: threading.Event | None) -> bool:
+    def _may_run(self, cur: Leader, slots: AreaSlots, nowait: bool, abort: threading.Event | None) -> IO[bool]:
         """True to run a ballot; False to restart; raises when the owner is alive."""
         if cur.timestamp == 0:
             return True
@@ -270,7 +345,7 @@ class PaxosLease:
                     f"{self.resource_name}: owner host {cur.owner_id} not seen renewing; dead in {remaining:.0f} s",
                 )
             self._sleep(1.0, abort, "acquire")
-            if self.read_leader() != cur:
+            if (yield from self.read_leader_io()) != cur:
                 return False
 
     def _owner_released(self, cur: Leader, slots: AreaSlots) -> bool:
@@ -313,13 +388,13 @@ class PaxosLease:
 
     def _run(
         self, cur: Leader, slots: AreaSlots, short_hold: bool, abort: threading.Event | None
-    ) -> Leader | None:
+    ) -> IO[Leader | None]:
         """Ballots for cur.lver + 1 until one completes; None means restart from a fresh read."""
         next_lver = cur.lver + 1
         our_mbal = self._our_first_mbal(slots, cur.max_hosts)
         first = True
         while True:
-            now_leader = cur if first else self.read_leader()
+            now_leader = cur if first else (yield from self.read_leader_io())
             first = False
             if now_leader.lver == next_lver:
                 if (
@@ -328,8 +403,8 @@ class PaxosLease:
                     # Another host committed our proposal for us: the shared holders still count.
                     self.leader, self.shared = now_leader, False
                     if not short_hold:
-                        _, slots_now = self._read_area()
-                        self._clear_sharers(slots_now.sharers(self.host_id))
+                        _, slots_now = yield from self._read_area()
+                        yield from self._clear_sharers(slots_now.sharers(self.host_id))
                     return now_leader
                 if now_leader.owner_id == self.host_id:
                     return None  # names us, but with no value this acquire proposed: judge it afresh
@@ -339,14 +414,14 @@ class PaxosLease:
             if now_leader.lver > next_lver or now_leader != cur:
                 return None
             try:
-                chosen, sharers = self._ballot(cur.num_hosts, next_lver, our_mbal, slots.get(self.host_id))
+                chosen, sharers = yield from self._ballot(cur.num_hosts, next_lver, our_mbal, slots.get(self.host_id))
             except LockError as exc:
                 if exc.name != "DBLOCK_MBAL":
                     raise
                 self._sleep(self._rng.random(), abort, "ballot retry")
                 our_mbal += cur.max_hosts
                 continue
-            return self._commit(cur, chosen, sharers, short_hold)
+            return (yield from self._commit(cur, chosen, sharers, short_hold))
 
     def _accepted(self, lver: int, on_disk: HostSlot | None) -> DBlock | None:
         """The value this host last accepted for ``lver`` (bal, inp), from what it wrote in this
@@ -359,7 +434,7 @@ class PaxosLease:
 
     def _ballot(
         self, num_hosts: int, next_lver: int, our_mbal: int, on_disk: HostSlot | None = None
-    ) -> tuple[DBlock, set[tuple[int, int]]]:
+    ) -> IO[tuple[DBlock, set[tuple[int, int]]]]:
         span = min(paxos_read_span(num_hosts, self.geometry.sector_size), self.geometry.align_size)
         # Phase 1 changes only mbal (Disk Paxos StartBallot, after its Phase 0 restore): our accepted
         # bal/inp stay on disk. sanlock zeroes them here, which can erase the last copy of a chosen
@@ -369,8 +444,8 @@ class PaxosLease:
             mine = DBlock(mbal=our_mbal, bal=acc.bal, inp=acc.inp, inp2=acc.inp2, inp3=acc.inp3, lver=next_lver)
         else:
             mine = DBlock(mbal=our_mbal, lver=next_lver)
-        self._write_own(mine)
-        best, sharers = self._phase_read(span, num_hosts, mine)
+        yield from self._write_own(mine)
+        best, sharers = yield from self._phase_read(span, num_hosts, mine)
         if best is not None:
             mine = DBlock(mbal=our_mbal, bal=our_mbal, inp=best.inp, inp2=best.inp2, inp3=best.inp3, lver=next_lver)
         else:
@@ -380,17 +455,17 @@ class PaxosLease:
             )
         if (mine.inp, mine.inp2) == (self.host_id, self.generation):
             self._proposed.add(mine.inp3)  # from here on our value may be chosen: a failure retracts
-        self._write_own(mine)
-        _, more = self._phase_read(span, num_hosts, mine)
+        yield from self._write_own(mine)
+        _, more = yield from self._phase_read(span, num_hosts, mine)
         return mine, sharers | more
 
     def _phase_read(
         self, span: int, num_hosts: int, mine: DBlock
-    ) -> tuple[DBlock | None, set[tuple[int, int]]]:
-        buf = self.storage.read(self.offset, span, self.io_timeout)
+    ) -> IO[tuple[DBlock | None, set[tuple[int, int]]]]:
+        buf = yield from read_io(self.offset, span, self.io_timeout)
         return judge_phase(buf, self.geometry.sector_size, num_hosts, self.host_id, mine)
 
-    def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> Leader:
+    def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> IO[Leader]:
         new = replace(
             cur, lver=chosen.lver, owner_id=chosen.inp, owner_generation=chosen.inp2, timestamp=chosen.inp3,
             write_id=self.host_id, write_generation=self.generation, write_timestamp=monotime(self.clock),
@@ -398,30 +473,34 @@ class PaxosLease:
         if new.owner_id == self.host_id:
             new = replace(new, flags=(new.flags | LFL_SHORT_HOLD) if short_hold else (new.flags & ~LFL_SHORT_HOLD))
         new = new.with_checksum()
-        self._write_leader(new)
+        yield from self._write_leader(new)
         if (new.owner_id, new.owner_generation) != (self.host_id, self.generation):
             raise LockError("ACQUIRE_OTHER", f"{self.resource_name}: ballot committed host {new.owner_id}")
         self.leader, self.shared = new, False
         if not short_hold and sharers:
-            self._clear_sharers(sharers)
+            yield from self._clear_sharers(sharers)
         return new
 
-    def _clear_sharers(self, sharers: set[tuple[int, int]]) -> None:
+    def _clear_sharers(self, sharers: set[tuple[int, int]]) -> IO[None]:
         """An exclusive winner may keep the lease only if no shared holder is alive."""
         live = []
         for host_id, gen in sorted(sharers):
             if self.liveness is not None and self.liveness.holder_dead(host_id, gen):
                 off = self.offset + self.geometry.dblock_offset(host_id)
-                self.storage.write(off, bytes(self.geometry.sector_size), self.io_timeout)
+                yield from write_io(off, bytes(self.geometry.sector_size), self.io_timeout)
             else:
                 live.append(host_id)
         if live:
-            self.release()
+            yield from self.release_io()
             raise LockError("EAGAIN", f"{self.resource_name}: shared by live hosts {live}")
 
     def adopt(self) -> Leader:
         """Take over a lease this host (id and generation) holds on disk, exclusive or shared."""
-        cur, slots = self._read_area()
+        return drive(self.storage, self.adopt_io())
+
+    def adopt_io(self) -> IO[Leader]:
+        """``adopt`` as a step machine."""
+        cur, slots = yield from self._read_area()
         mine = slots.get(self.host_id)
         if cur.timestamp and (cur.owner_id, cur.owner_generation) == (self.host_id, self.generation):
             self.leader, self.shared = cur, False
@@ -441,35 +520,39 @@ class PaxosLease:
 
     def release(self) -> None:
         """Give the lease back: our dblock flagged RELEASED, then the leader's timestamp to 0."""
+        drive(self.storage, self.release_io())
+
+    def release_io(self) -> IO[None]:
+        """``release`` as a step machine."""
         held = self.leader
         if held is None:
             raise LockError("RELEASE_OWNER", f"{self.resource_name} is not held by this host")
         self._proposed = set()
         if self.shared:
-            self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock())
+            yield from self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED), ModeBlock())
             self.leader, self.shared = None, False
             return
-        self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED))
+        yield from self._write_own(replace(self._dblock, flags=DBLOCK_FL_RELEASED))
         try:
-            self._release_leader(held)
+            yield from self._release_leader(held)
         except (LockError, OSError) as exc:
             if isinstance(exc, LockError) and exc.name in ("RELEASE_LVER", "RELEASE_OWNER"):
                 raise
             # One retry from a fresh read (sanlock retries a failed release asynchronously): a leader
             # left naming this live host would keep every other host waiting. If it fails again the
             # lease stays held here (self.leader), so the caller may release again.
-            self._release_leader(held)
+            yield from self._release_leader(held)
         self.leader = None
 
-    def _release_leader(self, held: Leader) -> None:
-        cur = self.read_leader()
+    def _release_leader(self, held: Leader) -> IO[None]:
+        cur = yield from self.read_leader_io()
         if cur.write_id != self.host_id:
             return  # another host committed us; our RELEASED dblock tells the next acquirer
         if cur.lver != held.lver:
             raise LockError("RELEASE_LVER", f"{self.resource_name}: lver is {cur.lver}, we held {held.lver}")
         if (cur.owner_id, cur.owner_generation) != (self.host_id, self.generation):
             raise LockError("RELEASE_OWNER", f"{self.resource_name}: owned by host {cur.owner_id}, not us")
-        self._write_leader(
+        yield from self._write_leader(
             replace(
                 cur, timestamp=0, write_id=self.host_id, write_generation=self.generation,
                 write_timestamp=monotime(self.clock), flags=cur.flags & ~LFL_SHORT_HOLD,
@@ -531,12 +614,27 @@ def request(
     ``lver`` None means the next version (leader.lver + 1). Returns the leader read; when its
     timestamp is 0 the lease is free and nothing was written. The caller sets the owner's bit.
     """
+    return drive(storage, request_io(max(storage.sector_size, 512), offset, space_name, resource_name, lver,
+                                     force_mode, io_timeout=io_timeout))
+
+
+def request_io(
+    probe_size: int,
+    offset: int,
+    space_name: str,
+    resource_name: str,
+    lver: int | None,
+    force_mode: int,
+    *,
+    io_timeout: int = 10,
+) -> IO[Leader]:
+    """``request`` as a step machine (``probe_size``: the storage's sector size, at least 512)."""
     if force_mode not in (0, 1, 2):
         raise InputError("force_mode", force_mode, "use 1 (force), 2 (graceful) or 0 (clear)")
-    probe = storage.read(offset, max(storage.sector_size, 512), io_timeout)
+    probe = yield from read_io(offset, probe_size, io_timeout)
     ld = verify_paxos_leader(probe, space_name, resource_name)
     s = ld.sector_size
-    buf = storage.read(offset, 2 * s, io_timeout)
+    buf = yield from read_io(offset, 2 * s, io_timeout)
     ld = verify_paxos_leader(buf, space_name, resource_name)
     if ld.timestamp == 0:
         return ld
@@ -554,5 +652,5 @@ def request(
     sector = bytearray(s)
     rec = RequestRecord(lver=want, force_mode=force_mode).encode()
     sector[: len(rec)] = rec
-    storage.write(offset + s, bytes(sector), io_timeout)
+    yield from write_io(offset + s, bytes(sector), io_timeout)
     return ld

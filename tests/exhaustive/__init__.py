@@ -1,6 +1,7 @@
 """Exhaustive check of the production lease code: every interleaving of disk I/O, bounded.
 
-``stepped``: the storage seam that hands each read and write to the explorer; ``world``: simulated
-hosts running the real ``PaxosLease`` in threads, the ground-truth model and the invariants;
-``explore``: depth-first search with state hashing; ``python -m tests.exhaustive`` runs deeper bounds.
+``world``: simulated hosts stepping the real ``PaxosLease`` step machines (``acquire_io``, ...)
+one I/O at a time, the ground-truth model, the invariants, snapshots and the host-step memo;
+``explore``: depth-first search with state hashing; ``python -m tests.exhaustive`` runs a named
+or generic world (docs/testing.md, "Exhaustive check").
 """

@@ -1,6 +1,6 @@
 """Deeper exhaustive runs outside CI.
 
-    python -m tests.exhaustive --world late_commit          # one named world (see worlds.py)
+    python -m tests.exhaustive --world shared3              # one named world (see worlds.py)
     python -m tests.exhaustive --hosts 4 --lvers 3 --hangs 1 --max-io 8
     python -m tests.exhaustive --hosts 3 --lvers 2 --seed 7 --max-states 200000
 
@@ -40,15 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--errors", type=int, default=0)
     ap.add_argument("--crashes", type=int, default=0)
     ap.add_argument("--max-io", type=int, default=8, help="I/Os per operation before the host freezes")
-    ap.add_argument("--max-states", type=int, default=10_000_000)
+    ap.add_argument("--max-states", type=int, default=30_000_000, help="stop there (about 130 bytes of RAM a state)")
     ap.add_argument("--seed", type=int, default=None, help="visit children in a seeded random order")
+    ap.add_argument("--no-reduce", action="store_true", help="explore operation starts in every order too")
     a = ap.parse_args(argv)
     world = worlds.DEEP[a.world]() if a.world else generic(a.hosts, a.lvers, a.hangs, a.errors, a.crashes, a.max_io)
 
     def progress(r: Result) -> None:
         print(r.line(), file=sys.stderr, flush=True)
 
-    res = explore(world, max_states=a.max_states, seed=a.seed, progress=progress)
+    res = explore(world, max_states=a.max_states, seed=a.seed, progress=progress, reduce=not a.no_reduce)
     print(res.line())
     if res.violation is not None:
         print(res.counterexample())

@@ -1,11 +1,13 @@
 """Depth-first search over which pending step goes next, with state hashing.
 
-The production objects (threads blocked inside ``PaxosLease``) cannot be copied, so a node is
-reached by re-running its schedule prefix from the initial state; the run in hand is extended along
-the first child, and only siblings are replayed. Two nodes merge when their ``Run.key()`` agree: the
-disk bytes, the model state, and per host its pending I/O and a digest of everything its current
-operation has read (plus the lease object's state when the operation began). Each host's thread is
-deterministic, so its future is a function of exactly that digest (docs/testing.md, "Exhaustive check").
+A node is kept as a ``Run.snapshot()`` (disk, model, and per host everything its step machine was
+handed); the step machines inside ``PaxosLease`` cannot be copied, so ``Run.restore`` rebuilds only
+the hosts that moved since the node, by handing a fresh lease that host's history again (pure CPU,
+no disk, no threads). The run in hand is extended along the first child. Two nodes merge when their
+``Run.key()`` agree: the disk bytes, the model state, and per host its pending I/O and a digest of
+everything its current operation has been handed (plus the lease object's state when the operation
+began). Each host is deterministic, so its future is a function of exactly that digest
+(docs/testing.md, "Exhaustive check").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .world import Run, Step, World, replay
+from .world import Run, Snapshot, Step, World, render_log
 
 
 @dataclass
@@ -29,15 +31,18 @@ class Result:
     cut: int = 0
     max_depth: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: the wall time on an idle machine
     violation: str | None = None
     steps: list[Step] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     complete: bool = True
+    outcomes: set[str] = field(default_factory=set)  # "host op:outcome" seen in terminal states
 
     def line(self) -> str:
         return (
             f"exhaustive {self.world.describe()}: {self.states} states, {self.transitions} transitions, "
-            f"{self.terminal} terminal, {self.cut} cut, depth {self.max_depth}, {self.seconds:.1f} s, "
+            f"{self.terminal} terminal, {self.cut} cut, depth {self.max_depth}, {self.seconds:.1f} s "
+            f"(cpu {self.cpu_seconds:.1f} s), "
             f"violations {0 if self.violation is None else 1}{'' if self.complete else ' (state limit hit)'}"
         )
 
@@ -49,56 +54,78 @@ class Result:
 
 def explore(
     world: World, *, max_states: int = 2_000_000, run_kw: dict[str, Any] | None = None,
-    progress: Callable[[Result], None] | None = None, seed: int | None = None,
+    progress: Callable[[Result], None] | None = None, seed: int | None = None, reduce: bool = True,
 ) -> Result:
     """``seed``: visit children in a seeded random order (still exhaustive when it runs to the end;
-    deep counterexamples tend to come sooner than in host order)."""
+    deep counterexamples tend to come sooner than in host order). ``reduce``: take a host's
+    operation start alone when it is enabled (``starts_first``)."""
     rng = random.Random(seed) if seed is not None else None
     kw = run_kw or {}
     res = Result(world)
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     seen: set[bytes] = set()
-    stack: list[tuple[Step, ...]] = []
     run = Run(world, **kw)
     try:
         seen.add(run.key())
         res.states = 1
-        stack.extend((s,) for s in reversed(run.enabled()))
-        cur: tuple[Step, ...] = ()
+        root = run.snapshot()
+        # (the node, the steps that reach it, the step to take there)
+        first = starts_first(run, run.enabled()) if reduce else run.enabled()
+        stack: list[tuple[Snapshot, tuple[Step, ...], Step]] = [(root, (), s) for s in reversed(first)]
+        at: Snapshot | None = root  # the node the run is at, if it is one
         while stack:
-            prefix = stack.pop()
-            if prefix[:-1] != cur:
-                run.close()
-                run = replay(world, prefix[:-1], **kw)
+            node, prefix, step = stack.pop()
+            if at is not node:
+                run.restore(node)
                 res.replays += 1
-            run.apply(prefix[-1])
-            cur = prefix
+            run.apply(step)
+            at = None
+            path = (*prefix, step)
             res.transitions += 1
             if run.violation is not None:
-                res.violation, res.steps, res.log = run.violation, list(prefix), list(run.log)
+                res.violation, res.steps, res.log = run.violation, list(path), render_log(run.log)
                 break
             k = run.key()
             if k in seen:
-                cur = (*prefix, ("dup", -1))  # force a replay for whatever comes next
                 continue
             seen.add(k)
             res.states += 1
-            res.max_depth = max(res.max_depth, len(prefix))
+            res.max_depth = max(res.max_depth, len(path))
             if any(h.cut for h in run.hosts):
                 res.cut += 1
             nxt = run.enabled()
+            if reduce:
+                nxt = starts_first(run, nxt)
             if rng is not None:
                 rng.shuffle(nxt)
             if not nxt:
                 res.terminal += 1
-            stack.extend((*prefix, s) for s in reversed(nxt))
+                res.outcomes.update(f"{h.name} {o}" for h in run.hosts for o in h.outcomes)
+            else:
+                at = run.snapshot()
+                stack.extend((at, path, s) for s in reversed(nxt))
             if progress is not None and res.states % 20000 == 0:
-                res.seconds = time.monotonic() - start
+                res.seconds, res.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
                 progress(res)
             if res.states >= max_states:
                 res.complete = False
                 break
     finally:
         run.close()
-    res.seconds = time.monotonic() - start
+    res.seconds, res.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
     return res
+
+
+def starts_first(run: Run, steps: list[Step]) -> list[Step]:
+    """A sound reduction: when a host may start its next operation (its ``after`` bound is met),
+    that step alone is explored. Starting touches nothing another step reads or writes (no disk,
+    no belief, no liveness answer, not the (ops, I/Os) progress other bounds wait for), and nothing
+    disables it (without crashes, progress only grows), so every order of the other steps is still
+    explored after it, through states with the same disk and beliefs (docs/testing.md)."""
+    if run.world.crashes:
+        return steps
+    for s in steps:
+        h = run.hosts[s[1]] if s[0] == "io" else None
+        if h is not None and h.pending is not None and h.pending.kind == "start":
+            return [s]
+    return steps

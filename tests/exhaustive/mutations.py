@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from lockengine.liveness import RUN
 from lockengine.ondisk import AreaSlots, DBlock, HostSlot, Leader
-from lockengine.paxos import PaxosLease
+from lockengine.paxos import IO, PaxosLease
 
 from .world import ModelLiveness
 
@@ -22,8 +22,8 @@ class ZeroedPhase1(PaxosLease):
 class NoAbortRule(PaxosLease):
     """Phases that never abort on a higher mbal: the judgement sees our mbal as the highest."""
 
-    def _phase_read(self, span: int, num_hosts: int, mine: DBlock) -> tuple[DBlock | None, set[tuple[int, int]]]:
-        return super()._phase_read(span, num_hosts, replace(mine, mbal=(1 << 63) - 1))
+    def _phase_read(self, span: int, num_hosts: int, mine: DBlock) -> IO[tuple[DBlock | None, set[tuple[int, int]]]]:
+        return (yield from super()._phase_read(span, num_hosts, replace(mine, mbal=(1 << 63) - 1)))
 
 
 class UncheckedReleased(PaxosLease):
@@ -42,3 +42,11 @@ class EarlyTakeover(ModelLiveness):
         if owner is not None and owner.state == "stalled":
             return RUN
         return super().verdict(host_id, generation)
+
+
+class IgnoredSharers(PaxosLease):
+    """An exclusive winner that never looks at the shared holders' mode blocks."""
+
+    def _clear_sharers(self, sharers: set[tuple[int, int]]) -> IO[None]:
+        return
+        yield  # a step machine without I/O

@@ -21,6 +21,21 @@ def test_world_has_no_violation(make: worlds.WorldMaker) -> None:
     assert res.violation is None, res.counterexample()
     assert res.complete, res.line()
     assert res.terminal > 0  # operations ran to their end somewhere: the world is not vacuous
+    missing = [o for o in worlds.COVERS.get(make.__name__, ()) if o not in res.outcomes]
+    assert not missing, f"never reached: {missing} (seen: {sorted(res.outcomes)})"
+
+
+@pytest.mark.parametrize("make", [worlds.crash_restart, worlds.committed_for_us, worlds.shared, worlds.stale_released],
+                         ids=lambda m: m.__name__)
+def test_the_host_step_memo_changes_nothing_but_speed(make: worlds.WorldMaker) -> None:
+    """With the memo off every step runs the production step machine (rebuilt from its history
+    when it is elsewhere): the search must be the very same."""
+    def counts(memo: bool) -> tuple[int, int, int, int, frozenset[str]]:
+        r = explore(make(), run_kw={"memo": memo})
+        assert r.complete and r.violation is None
+        return r.states, r.transitions, r.terminal, r.cut, frozenset(r.outcomes)
+
+    assert counts(True) == counts(False)
 
 
 def test_a_step_list_replays_to_the_same_state() -> None:

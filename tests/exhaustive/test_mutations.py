@@ -18,6 +18,9 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
         worlds.stale_released, {"lease_factory": mutations.UncheckedReleased}, "two exclusive owners",
     ),
     "takeover before host_dead": (worlds.stall, {"liveness_factory": mutations.EarlyTakeover}, "two exclusive owners"),
+    "exclusive winner ignoring shared holders": (
+        worlds.shared, {"lease_factory": mutations.IgnoredSharers}, "beside shared holders",
+    ),
 }
 
 
@@ -37,6 +40,6 @@ def test_each_mutation_gives_a_replayable_counterexample(case: str) -> None:
 
 def test_the_unbroken_code_passes_the_worlds_the_mutations_fail() -> None:
     """The same worlds with the production classes: no counterexample (so each mutation is what fails)."""
-    for make in (worlds.race2, worlds.stale_released, worlds.stall):
+    for make in (worlds.race2, worlds.stale_released, worlds.stall, worlds.shared):
         res = explore(make())
         assert res.violation is None and res.complete, res.counterexample()

@@ -55,7 +55,7 @@ def test_liveness_that_never_waits_is_caught(disk: Path, monkeypatch: pytest.Mon
 
 
 def test_exclusive_acquire_that_ignores_sharers_is_caught(disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PaxosLease, "_clear_sharers", lambda self, sharers: None)
+    monkeypatch.setattr(PaxosLease, "_clear_sharers", lambda self, sharers: iter(()))  # a step machine, no I/O
     w = owners_world(disk, second_shared=True)
     with pytest.raises(AssertionError, match="hold R1 together"):
         w.run(until=30.0)
@@ -66,7 +66,7 @@ def test_ballot_that_ignores_higher_ballots_is_caught(disk: Path, monkeypatch: p
     real = PaxosLease._phase_read
 
     def no_abort(self: PaxosLease, span: int, num_hosts: int, mine: object) -> object:
-        _, sharers = real(self, span, num_hosts, mine)  # type: ignore[arg-type]
+        _, sharers = yield from real(self, span, num_hosts, mine)  # type: ignore[arg-type]
         return None, sharers
 
     monkeypatch.setattr(PaxosLease, "_phase_read", no_abort)
