@@ -201,7 +201,7 @@ class ModelLiveness:
             assert item[:2] == ("ans", question), (item, question)
             return str(item[2])
         v = self.verdict(question[1], question[2])
-        h.history.append(("ans", question, v))
+        h.history.append(("ans", question, str(v)))  # a plain str: histories are marshalled
         return v
 
     def check(self, leader: Leader, watch: Watch) -> tuple[str, float]:
