@@ -273,6 +273,10 @@ class Daemon:
         if ls.state == LockspaceState.FAILED:
             raise LockError("EAGAIN", f"lockspace {ls.label} lost its lease and is recovering; it goes away "
                                       "by itself once every holder is stopped")
+        orphans = self.resources.orphans(ls.name)
+        if orphans:  # held with no process to stop (orphans.py): released only by REL_ORPHAN
+            raise LockError("EBUSY", f"lockspace {ls.label} holds orphan leases ({', '.join(h.label for h in orphans)}); "
+                                     "release them (REL_ORPHAN) or adopt them first")
         holders = self.holders(ls)
         if holders and unused:
             pids = ", ".join(str(c.pid) for c in holders)
@@ -430,6 +434,7 @@ class Daemon:
                         raise LockError("EBUSY", f"holders {left} did not exit after SIGKILL")
                     self.recovery_done(ls)
                 elif ls.state in (LockspaceState.ADD, LockspaceState.JOINED):
+                    self.resources.release_orphans(ls.name, "")  # forced: orphans go, written while joined
                     self.rem_lockspace(ls, unused=False)
             except LockError as exc:
                 # Left registered with the watchdog, which stays armed: nothing else stops them now.

@@ -1,0 +1,133 @@
+"""PERSISTENT leases and orphans through the sanlock socket (lockengine/daemon/orphans.py), driven by the
+real ``sanlock client`` CLI (libsanlock: ``acquire -P 1``, ``acquire -O 1``, ``release -O 1``) and
+python3-sanlock, on a real loop device: a PERSISTENT lease outlives its client and stays ours on disk;
+a plain acquire of it gets -EUCLEAN, ORPHAN_ONLY of a lease that is no orphan -ENOENT; ACQUIRE_ORPHAN
+adopts it without a ballot; REL_ORPHAN releases it on disk; an orphan blocks rem_lockspace."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import time
+from pathlib import Path
+
+from tests.conftest import LoopFactory
+from tests.support.daemons import DaemonFactory, TestDaemon
+from tests.system.test_sanlock_compat import compat_daemon, drive, err, ok, sanlock_cli
+from tests.system.test_sanlock_lvb import setup
+from tests.system.test_sanlock_mixed_compat import Session
+
+M = 1 << 20
+
+
+def owners(sdir: Path, dev: str) -> list[tuple[int, int]]:
+    """(host_id, generation) of R1's owner on disk, as read_resource_owners reports it."""
+    res = ok(drive(sdir, [{"op": "read_resource_owners", "args": ["LS", "R1", [[dev, M]]]}])[0])
+    return sorted((o["host_id"], o["generation"]) for o in res)
+
+
+def held(d: TestDaemon, want: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(resource, pid) of the daemon's table once it shows ``want`` (a client's exit is handled in the
+    background); what it shows after 300 looks otherwise."""
+    got: list[tuple[str, int]] = []
+    for _ in range(300):
+        got = [(r["resource"], r["pid"]) for r in d.call("status")["resources"]]
+        if got == want:
+            break
+        time.sleep(0.1)
+    return got
+
+
+def holder(sdir: Path) -> Session:
+    """A registered python3-sanlock process that waits for 'go' and then exits."""
+    s = Session(sdir, [{"op": "register"}, {"op": "wait"}])
+    ok(s.result())
+    return s
+
+
+def cli(sanlock: str, sdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return sanlock_cli(sanlock, sdir, *args)
+
+
+def rc(out: subprocess.CompletedProcess[str]) -> str:
+    """The result libsanlock printed ("acquire done N" / "release done N")."""
+    return out.stdout + out.stderr
+
+
+def test_persistent_lease_becomes_an_orphan_adopted_and_released(
+        daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path, sanlock: str) -> None:
+    dev = loop_device(size=8 * M).path
+    d, sdir = compat_daemon(daemons, tmp_path)
+    setup(sdir, dev)
+    res = f"LS:R1:{dev}:{M}"
+    a = holder(sdir)
+    try:
+        out = cli(sanlock, sdir, "acquire", "-r", res, "-p", str(a.proc.pid), "-P", "1")
+        assert "acquire done 0" in rc(out), rc(out)
+        (gen,) = {g for _, g in owners(sdir, dev)}
+        a.go()
+        assert a.proc.wait(timeout=30) == 0
+        # The client is gone; the lease is not released: held by the orphan holder, ours on disk.
+        assert held(d, [("R1", 0)]) == [("R1", 0)]
+        assert owners(sdir, dev) == [(1, gen)]
+    finally:
+        a.stop()
+    b = Session(sdir, [
+        {"op": "register"},
+        {"op": "acquire", "args": ["LS", "R1", [[dev, M]]], "kwargs": {"slkfd": "$fd"}},
+        {"op": "wait"}, {"op": "inquire", "kwargs": {"slkfd": "$fd"}}, {"op": "wait"},
+    ])
+    try:
+        ok(b.result())
+        assert err(b.result()) == errno.EUCLEAN  # an orphan is not acquired by a plain acquire
+        out = cli(sanlock, sdir, "rem_lockspace", "-s", f"LS:1:{dev}:0")
+        assert f"done {-errno.EBUSY}" in rc(out), rc(out)  # the orphan keeps the host id
+        out = cli(sanlock, sdir, "acquire", "-r", res, "-p", str(b.proc.pid), "-O", "1")
+        assert "acquire done 0" in rc(out), rc(out)  # adopted
+        b.go()
+        ok(b.result())
+        assert [(x["lockspace"], x["resource"]) for x in ok(b.result())] == [("LS", "R1")]
+        assert [(r["resource"], r["pid"]) for r in d.call("status")["resources"]] == [("R1", b.proc.pid)]
+        assert owners(sdir, dev) == [(1, gen)]  # no ballot: the same lease on disk
+        b.go()
+        assert b.proc.wait(timeout=30) == 0
+    finally:
+        b.stop()
+    # Adopted without PERSISTENT: its client's exit released it on disk.
+    assert held(d, []) == []
+    assert owners(sdir, dev) == []
+    c = holder(sdir)
+    try:
+        out = cli(sanlock, sdir, "acquire", "-r", res, "-p", str(c.proc.pid), "-O", "1")
+        # ACQUIRE_ORPHAN of a free lease acquires it (only ORPHAN_ONLY refuses).
+        assert "acquire done 0" in rc(out), rc(out)
+        out = cli(sanlock, sdir, "release", "-r", res, "-p", str(c.proc.pid))
+        assert "release done 0" in rc(out), rc(out)
+        out = cli(sanlock, sdir, "acquire", "-r", res, "-p", str(c.proc.pid), "-P", "1")
+        assert "acquire done 0" in rc(out), rc(out)
+        out = cli(sanlock, sdir, "release", "-r", res, "-p", str(c.proc.pid))
+        # An explicit release of a PERSISTENT lease releases it: orphans come only from exits.
+        assert "release done 0" in rc(out), rc(out)
+        assert owners(sdir, dev) == []
+        out = cli(sanlock, sdir, "acquire", "-r", res, "-p", str(c.proc.pid), "-P", "1")
+        assert "acquire done 0" in rc(out), rc(out)
+        c.go()
+        assert c.proc.wait(timeout=30) == 0
+    finally:
+        c.stop()
+    assert held(d, [("R1", 0)]) == [("R1", 0)]
+    assert owners(sdir, dev) != []
+    e = holder(sdir)
+    try:
+        out = cli(sanlock, sdir, "release", "-r", f"LS:R2:{dev}:{2 * M}", "-p", str(e.proc.pid), "-O", "1")
+        assert "release done 0" in rc(out), rc(out)  # no such orphan: none released
+        out = cli(sanlock, sdir, "release", "-r", res, "-p", str(e.proc.pid), "-O", "1")
+        assert "release done 1" in rc(out), rc(out)  # sanlock answers how many it released
+        assert owners(sdir, dev) == []
+        assert d.call("status")["resources"] == []
+        e.go()
+    finally:
+        e.stop()
+    out = cli(sanlock, sdir, "rem_lockspace", "-s", f"LS:1:{dev}:0")
+    assert "done 0" in rc(out), rc(out)
+    assert "Traceback" not in d.log_text()
