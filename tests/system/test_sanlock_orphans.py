@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import LoopFactory
-from tests.support.daemons import DaemonFactory, TestDaemon
+from tests.support.daemons import FIRE, IO, DaemonFactory, Holder, TestDaemon, read_leader
+from tests.system.test_daemon_recovery import FifoWatchdog, blockdev, wait_failed
 from tests.system.test_sanlock_compat import compat_daemon, drive, err, ok, sanlock_cli
 from tests.system.test_sanlock_lvb import setup
 from tests.system.test_sanlock_mixed_compat import Session
@@ -131,3 +132,68 @@ def test_persistent_lease_becomes_an_orphan_adopted_and_released(
     out = cli(sanlock, sdir, "rem_lockspace", "-s", f"LS:1:{dev}:0")
     assert "done 0" in rc(out), rc(out)
     assert "Traceback" not in d.log_text()
+
+
+def test_an_orphan_in_a_failed_lockspace_keeps_the_watchdog_from_being_petted(
+        daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path, sanlock: str,
+        holders: list[Holder]) -> None:
+    """The one rule with an orphan: host 1 loses its storage while it holds an orphan (no process to
+    stop). Recovery must not end — the watchdog is not petted from the lease's expiry on, so a real
+    host is reset before host 2 may take the lease — until the orphan is released; host 2 (blocking
+    in acquire all along) gets the lease only after host 1 counts as dead, and host 1 writes nothing."""
+    d1 = loop_device(size=8 * M)
+    d2 = loop_device(backing=d1.backing)
+    wd = FifoWatchdog(tmp_path / "watchdog")
+    try:
+        h1, sdir = compat_daemon(daemons, tmp_path, name="host1", watchdog=str(wd.path))
+        setup(sdir, d1.path)
+        h2 = daemons("host2")
+        h2.join("LS", 2, d2.path, wait=False)
+        h2.wait_joined("LS")
+        a = holder(sdir)
+        try:
+            out = cli(sanlock, sdir, "acquire", "-r", f"LS:R1:{d1.path}:{M}", "-p", str(a.proc.pid), "-P", "1")
+            assert "acquire done 0" in rc(out), rc(out)
+            a.go()
+            assert a.proc.wait(timeout=30) == 0
+        finally:
+            a.stop()
+        assert held(h1, [("R1", 0)]) == [("R1", 0)]
+
+        blockdev("--setro", d1.path)
+        try:
+            last = wait_failed(h1, "LS", 8 * IO + 5)
+            taker = h2.holder(f"LS:R1:{d2.path}:1M")  # blocks until host 1 counts as dead
+            holders.append(taker)
+            took = time.monotonic()
+            assert taker.acquired is not None, taker.error
+            # All that time the orphan was held on host 1 and recovery could not end: no pet after
+            # the lease expired, so a real watchdog reset host 1 before host 2 took the lease.
+            assert held(h1, [("R1", 0)]) == [("R1", 0)]
+            before = [t for t in wd.pets if t <= last + 8 * IO]
+            during = [t for t in wd.pets if last + 8 * IO < t <= took]
+            assert before, "the watchdog was never petted"
+            assert during == [], f"petted {len(during)} times after the lease expired, with an orphan held"
+            assert max(before) + FIRE <= took
+            log = h1.log_text()
+            assert "orphan leases LS:R1" in log and "kill pid 0" not in log  # nothing signalled
+
+            # REL_ORPHAN ends it: no disk write (the lockspace is lost), recovery ends, petting resumes.
+            e = holder(sdir)
+            try:
+                out = cli(sanlock, sdir, "release", "-r", f"LS:R1:{d1.path}:{M}", "-p", str(e.proc.pid), "-O", "1")
+                assert "release done 1" in rc(out), rc(out)
+            finally:
+                e.stop()
+            released = time.monotonic()
+            for _ in range(100):
+                if [t for t in wd.pets if t > released]:
+                    break
+                time.sleep(0.1)
+            assert [t for t in wd.pets if t > released], "petting did not resume after the orphan was released"
+        finally:
+            blockdev("--setrw", d1.path)
+        assert read_leader(d2.path, "LS", "R1", M)["owner_id"] == 2  # host 1 wrote nothing over host 2
+        assert held(h1, []) == []
+    finally:
+        wd.close()
