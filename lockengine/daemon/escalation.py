@@ -207,11 +207,11 @@ class Supervisor:
         grace = rec.ls.timeouts.kill_grace_seconds
         wake = now + KILL_INTERVAL
         for client, leases in live.items():
-            if is_orphan_holder(client):  # no process: only REL_ORPHAN (or the watchdog) ends these
-                if 0 not in rec.stuck:
-                    rec.stuck.add(0)
-                    log.error("s %s: orphan leases %s have no process to stop: the watchdog resets the host "
-                              "unless they are released (REL_ORPHAN)", rec.ls.name, ", ".join(leases))
+            if is_orphan_holder(client):  # no process: only its user (or the watchdog) ends these
+                if client.conn_id not in rec.stuck:
+                    rec.stuck.add(client.conn_id)  # negative: never a pid
+                    log.error("s %s: %s: no process to stop; the watchdog resets the host unless released "
+                              "(REL_ORPHAN, set_config UNUSED)", rec.ls.name, ", ".join(leases))
                 continue
             if client.kill_count >= KILL_COUNT_MAX:
                 if client.pid not in rec.stuck:

@@ -9,7 +9,8 @@ flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.
 rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
 PERSISTENT leases, ACQUIRE_ORPHAN(_ONLY) and REL_ORPHAN are served (lockengine/daemon/orphans.py).
-Refused with -EOPNOTSUPP and a log line naming the feature: num_hosts on acquire, multi-disk resources, set_event flags other than CUR_GENERATION, set_config, rindex,
+SET_CONFIG is served (lockspaces.py). Refused with -EOPNOTSUPP and a log line naming the feature: num_hosts
+on acquire, multi-disk resources, set_event flags other than CUR_GENERATION, rindex,
 shutdown. The lock value block is served (lockengine/lvb.py).
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
@@ -407,6 +408,7 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
     wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
     wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
+    wire.SET_CONFIG: (lambda c, cl, r: c.spaces.set_config(cl, r), True),
     wire.SET_LVB: (lambda c, cl, r: lvbs.set_lvb(c.d, cl, r), True),
     wire.GET_LVB: (lambda c, cl, r: lvbs.get_lvb(c.d, cl, r), True),
 }
