@@ -197,3 +197,49 @@ def test_an_orphan_in_a_failed_lockspace_keeps_the_watchdog_from_being_petted(
         assert held(h1, []) == []
     finally:
         wd.close()
+
+
+def test_set_config_used_keeps_the_lockspace_held(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,
+                                                  sanlock: str) -> None:
+    """``sanlock client set_config``: USED makes the lockspace count as held by something outside
+    lockengine — rem_lockspace -EBUSY, and when it fails the watchdog is not petted after the lease's
+    expiry until UNUSED; the *_BY_ORPHANS flags are accepted; an unknown lockspace is -ENOENT."""
+    dev = loop_device(size=8 * M)
+    wd = FifoWatchdog(tmp_path / "watchdog")
+    try:
+        d, sdir = compat_daemon(daemons, tmp_path, watchdog=str(wd.path))
+        setup(sdir, dev.path)
+        ls = f"LS:1:{dev.path}:0"
+
+        def config(*args: str) -> str:
+            return rc(cli(sanlock, sdir, "set_config", *args))
+
+        assert "done 0" in config("-s", ls, "-O", "1")
+        assert "done 0" in config("-s", ls, "-O", "0")
+        assert f"done {-errno.ENOENT}" in config("-s", f"NOPE:1:{dev.path}:0", "-u", "1")
+        assert "done 0" in config("-s", ls, "-u", "1")
+        assert f"done {-errno.EBUSY}" in rc(cli(sanlock, sdir, "rem_lockspace", "-s", ls))
+        blockdev("--setro", dev.path)
+        try:
+            last = wait_failed(d, "LS", 8 * IO + 5)
+            # Recovery cannot end while USED: poll past the expiry until the supervisor says so.
+            for _ in range(300):
+                if "set_config USED" in d.log_text() and "no process to stop" in d.log_text():
+                    break
+                time.sleep(0.1)
+            assert "no process to stop" in d.log_text()
+            assert d.call("inq_lockspace", lockspace="LS")["state"] == "FAILED"
+            assert f"done {-errno.ENOSPC}" in config("-s", ls, "-u", "1")  # a failed lockspace: not again
+            assert "done 0" in config("-s", ls, "-u", "0")
+            cleared = time.monotonic()
+            for _ in range(100):
+                if [t for t in wd.pets if t > cleared]:
+                    break
+                time.sleep(0.1)
+        finally:
+            blockdev("--setrw", dev.path)
+        assert [t for t in wd.pets if t <= last + 8 * IO], "the watchdog was never petted"
+        assert [t for t in wd.pets if last + 8 * IO < t <= cleared] == []
+        assert [t for t in wd.pets if t > cleared], "petting did not resume after set_config UNUSED"
+    finally:
+        wd.close()
