@@ -78,6 +78,7 @@ class Held:
     lvb_dirty: bool = False  # set since the acquire: written back before an exclusive release
     persistent: bool = False  # sanlock's RES_PERSISTENT: becomes an orphan (orphans.py) when its client goes
     adopted: bool = False  # this acquire adopted an orphan: a failed acquire gives it back to ORPHANS
+    orphan_uid: int = -1  # an orphan: the uid of the process that left it (who may adopt or release it)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -414,7 +415,7 @@ class ResourceManager:
             for h in self._every():
                 if h.client is client:
                     if h.state == ResourceState.HELD and h.persistent and self._last_local(h):
-                        h.client = ORPHANS  # still ours on disk; held with no process (orphans.py)
+                        h.client, h.orphan_uid = ORPHANS, client.uid  # still ours on disk; no process
                         log.warning("r %s: pid %d exited; kept as an orphan (PERSISTENT)", h.label, client.pid)
                         continue
                     if h.state == ResourceState.HELD:

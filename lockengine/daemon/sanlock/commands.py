@@ -184,6 +184,8 @@ class Commands:
                 raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
             spec = resource_spec(res, f"resources[{i}]")
             access.path(self.d, caller, spec.path, f"resources[{i}].disks[0].path")
+            if orphan:
+                access.orphans(self.d, caller, client, spec.lockspace, spec.name, f"resources[{i}]")
             if spec.lver == 0 and not spec.shared:
                 self._require_lver_zero(spec)
             specs.append(spec)
@@ -214,7 +216,7 @@ class Commands:
         if h.cmd_flags & wire.REL_RENAME:
             raise unsupported("release with rename (SANLK_REL_RENAME)")
         if h.cmd_flags & wire.REL_ORPHAN:
-            return self._release_orphans(caller, req)
+            return self._release_orphans(caller, req, client)
         held = resource_areas([held.spec for held in self.d.resources.of_client(client)])
         if h.cmd_flags & wire.REL_ALL:
             with storage_errors(held):
@@ -230,13 +232,14 @@ class Commands:
             raise
         return wire.reply(h)
 
-    def _release_orphans(self, caller: Caller, req: Request) -> Outcome:
+    def _release_orphans(self, caller: Caller, req: Request, client: Client) -> Outcome:
         """REL_ORPHAN: the orphans of the lockspace named by the one RES (all of them when its name is
         empty); as sanlock, the result is how many were released (0 when none matched)."""
         res = req.resources[0]
         check_name(res.lockspace, "resource.lockspace_name")
         if res.name:
             check_name(res.name, "resource.name")
+        access.orphans(self.d, caller, client, res.lockspace, res.name, "resource")
         orphans = [o for o in self.d.resources.orphans(res.lockspace) if res.name in ("", o.spec.name)]
         with storage_errors(resource_areas([o.spec for o in orphans])):
             done = self.d.resources.release_orphans(res.lockspace, res.name)
