@@ -11,14 +11,16 @@ import subprocess
 import time
 from pathlib import Path
 
+from devkit.sanlockd import SanlockDaemon
 from tests.conftest import LoopFactory
 from tests.support.daemons import FIRE, IO, DaemonFactory, Holder, TestDaemon, read_leader
 from tests.system.test_daemon_recovery import FifoWatchdog, blockdev, wait_failed
 from tests.system.test_sanlock_compat import compat_daemon, drive, err, ok, sanlock_cli
 from tests.system.test_sanlock_lvb import setup
-from tests.system.test_sanlock_mixed_compat import Session
+from tests.system.test_sanlock_mixed_compat import Session, sanlock_peer  # noqa: F401 - a fixture of this test
 
 M = 1 << 20
+IDLIVE = -243
 
 
 def owners(sdir: Path, dev: str) -> list[tuple[int, int]]:
@@ -243,3 +245,53 @@ def test_set_config_used_keeps_the_lockspace_held(daemons: DaemonFactory, loop_d
         assert [t for t in wd.pets if t > cleared], "petting did not resume after set_config UNUSED"
     finally:
         wd.close()
+
+
+def test_orphans_in_a_mixed_cluster(daemons: DaemonFactory, loop_device: LoopFactory, tmp_path: Path,
+                                    sanlock: str, sanlock_peer: SanlockDaemon) -> None:  # noqa: F811
+    """lockengined (host 1) and a real sanlock daemon (host 2) share a lockspace. An orphan left on
+    either host is adopted only there: the other host's ACQUIRE_ORPHAN finds no orphan and runs a
+    ballot, which the live owner refuses (-243), as does a plain acquire; each orphan's release lets
+    the other host take the lease."""
+    dev = loop_device(size=8 * M).path
+    d, ours = compat_daemon(daemons, tmp_path, watchdog_fire_timeout=60, kill_grace=40)
+    theirs = sanlock_peer.run_dir
+    setup(ours, dev)
+    ok(drive(theirs, [{"op": "add_lockspace", "args": ["LS", 2, dev, 0], "kwargs": {"iotimeout": 1}}])[0])
+    for here, other, res in ((ours, theirs, f"LS:R1:{dev}:{M}"), (theirs, ours, f"LS:R2:{dev}:{2 * M}")):
+        a = holder(here)
+        try:
+            out = cli(sanlock, here, "acquire", "-r", res, "-p", str(a.proc.pid), "-P", "1")
+            assert "acquire done 0" in rc(out), rc(out)
+            a.go()
+            assert a.proc.wait(timeout=30) == 0
+        finally:
+            a.stop()
+        b = holder(other)
+        try:
+            for flags in ((), ("-O", "1")):  # not an orphan over there: a ballot, refused by the live owner
+                out = cli(sanlock, other, "acquire", "-r", res, "-p", str(b.proc.pid), *flags)
+                assert f"acquire done {IDLIVE}" in rc(out), (flags, rc(out))
+        finally:
+            b.stop()
+        c = holder(here)
+        try:
+            out = cli(sanlock, here, "acquire", "-r", res, "-p", str(c.proc.pid), "-O", "1", "-P", "1")
+            assert "acquire done 0" in rc(out), rc(out)  # adopted where it was left (and PERSISTENT again)
+            c.go()
+            assert c.proc.wait(timeout=30) == 0
+        finally:
+            c.stop()
+        e = holder(here)
+        try:
+            out = cli(sanlock, here, "release", "-r", res, "-p", str(e.proc.pid), "-O", "1")
+            assert "release done 1" in rc(out), rc(out)
+        finally:
+            e.stop()
+        f = holder(other)
+        try:
+            out = cli(sanlock, other, "acquire", "-r", res, "-p", str(f.proc.pid))
+            assert "acquire done 0" in rc(out), rc(out)  # released on disk: the other host takes it
+        finally:
+            f.stop()
+    assert "Traceback" not in d.log_text()
