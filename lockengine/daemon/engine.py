@@ -29,6 +29,7 @@ from .counters import CAUSE_RENEWAL, CAUSE_REQUEST, ESCALATION, STEP_REQUEST, ST
 from .escalation import Action, Supervisor, signal_holder
 from .lockspace import Lockspace
 from .log import RingHandler, get_logger
+from .orphans import EXTERNAL
 from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
 from .protocol import VERSION, ProtocolError, Request, arg_int
 from .resources import RequestAction, ResourceManager, StoragePool
@@ -83,6 +84,7 @@ class Daemon:
         self.pool = WorkerPool(32, "worker")  # workers.py: one queue put per command, no Future
         # Set when this daemon found its host unclean at start (an armed marker): no joins, no pets.
         self.refusing: str | None = None
+        self.used_externally: set[Lockspace] = set()  # sanlock's SET_CONFIG USED (orphans.EXTERNAL)
         self.started = self.clock()
         self.stopping = False
         self.stopped = threading.Event()
@@ -276,6 +278,9 @@ class Daemon:
         if ls.state == LockspaceState.FAILED:
             raise LockError("EAGAIN", f"lockspace {ls.label} lost its lease and is recovering; it goes away "
                                       "by itself once every holder is stopped")
+        blocked = self.unstoppable(ls)
+        if blocked:  # no process to stop (orphans.py): only the user can end it
+            raise LockError("EBUSY", f"lockspace {ls.label} {blocked}")
         holders = self.holders(ls)
         if holders and unused:
             pids = ", ".join(str(c.pid) for c in holders)
@@ -288,6 +293,26 @@ class Daemon:
                                      "host id kept")
         ls.stop(release=True)
         log.info("s %s: removed", ls.label)
+
+    def unstoppable(self, ls: Lockspace) -> str | None:
+        """What keeps ``ls`` held with no process to stop (orphans.py), or None."""
+        orphans = self.resources.orphans(ls.name)
+        if orphans:
+            return (f"holds orphan leases ({', '.join(h.label for h in orphans)}); release them (REL_ORPHAN) or "
+                    "adopt them first")
+        if ls in self.used_externally:
+            return "is in use outside lockengine (set_config USED); clear it with set_config UNUSED first"
+        return None
+
+    def set_used(self, ls: Lockspace, used: bool) -> None:
+        """sanlock's SET_CONFIG USED/UNUSED: while set, ``ls`` counts as held (orphans.EXTERNAL)."""
+        if not used:
+            self.used_externally.discard(ls)
+        elif ls.state != LockspaceState.JOINED:
+            raise LockError("ENOSPC", f"lockspace {ls.label} is {ls.state} on this host, not joined")
+        else:
+            self.used_externally.add(ls)
+        log.info("s %s: set_config %s", ls.label, "USED" if used else "UNUSED")
 
     def _kill_holders(self, ls: Lockspace, why: str) -> list[int]:
         deadline = self.clock() + REM_KILL_WAIT
@@ -319,6 +344,7 @@ class Daemon:
             if ls.error is not None:
                 self.last_errors[ls.name] = ls.error
         self.resources.drop_lockspace(ls.name)
+        self.used_externally.discard(ls)
         self.supervisor.kick()
 
     def requests_seen(self, ls: Lockspace, senders: list[int]) -> None:
@@ -334,6 +360,8 @@ class Daemon:
         out: dict[Client, list[str]] = {}
         for h in self.resources.in_lockspace(ls.name):
             out.setdefault(h.client, []).append(h.label)
+        if ls in self.used_externally:
+            out[EXTERNAL] = ["used outside lockengine (set_config USED)"]
         return out
 
     def recovery_done(self, ls: Lockspace) -> None:
@@ -344,6 +372,7 @@ class Daemon:
             self.last_errors[ls.name] = {"name": "ERROR", "code": -201,
                                          "message": f"lease lost: {ls.failed_reason}"}
         self.resources.drop_lockspace(ls.name)
+        self.used_externally.discard(ls)
         log.warning("s %s: dropped after recovery; add it again once storage is healthy", ls.label)
 
     # ------------------------------------------------------------------ requests
@@ -433,6 +462,8 @@ class Daemon:
                         raise LockError("EBUSY", f"holders {left} did not exit after SIGKILL")
                     self.recovery_done(ls)
                 elif ls.state in (LockspaceState.ADD, LockspaceState.JOINED):
+                    self.resources.release_orphans(ls.name, "")  # forced: orphans go, written while joined
+                    self.used_externally.discard(ls)
                     self.rem_lockspace(ls, unused=False)
             except LockError as exc:
                 # Left registered with the watchdog, which stays armed: nothing else stops them now.

@@ -28,6 +28,7 @@ from .clients import Client
 from .counters import CAUSE_RECOVERY, ESCALATION, STEP_KILLPATH, STEP_SIGKILL, STEP_SIGTERM, Counters
 from .lockspace import Lockspace
 from .log import get_logger
+from .orphans import is_orphan_holder
 from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("escalation")
@@ -206,6 +207,12 @@ class Supervisor:
         grace = rec.ls.timeouts.kill_grace_seconds
         wake = now + KILL_INTERVAL
         for client, leases in live.items():
+            if is_orphan_holder(client):  # no process: only its user (or the watchdog) ends these
+                if client.conn_id not in rec.stuck:
+                    rec.stuck.add(client.conn_id)  # negative: never a pid
+                    log.error("s %s: %s: no process to stop; the watchdog resets the host unless released "
+                              "(REL_ORPHAN, set_config UNUSED)", rec.ls.name, ", ".join(leases))
+                continue
             if client.kill_count >= KILL_COUNT_MAX:
                 if client.pid not in rec.stuck:
                     rec.stuck.add(client.pid)

@@ -10,6 +10,7 @@ take the leases once our host counts as dead (facts §10).
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from .clients import Client
 from .counters import ACQUIRES, CAUSE_CALL, CAUSE_EXIT, RELEASES, RESULT_OK, Counters
 from .lockspace import Lockspace
 from .log import get_logger
+from .orphans import ORPHANS
 from .proc import SYSTEM_RUNTIME, Runtime
 
 log = get_logger("resource")
@@ -74,6 +76,9 @@ class Held:
     acted_on: tuple[int, int] = (0, 0)  # the request (lver, force_mode) we already acted on
     lvb: bytes | None = None  # the lock value block, when acquired with one (lockengine/lvb.py)
     lvb_dirty: bool = False  # set since the acquire: written back before an exclusive release
+    persistent: bool = False  # sanlock's RES_PERSISTENT: becomes an orphan (orphans.py) when its client goes
+    adopted: bool = False  # this acquire adopted an orphan: a failed acquire gives it back to ORPHANS
+    orphan_uid: int = -1  # an orphan: the uid of the process that left it (who may adopt or release it)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -151,18 +156,24 @@ class ResourceManager:
 
     # ------------------------------------------------------------------ acquire
 
-    def acquire(self, client: Client, specs: list[ResourceSpec], *, nowait: bool = False) -> list[Held]:
-        """All or nothing: on any failure the leases won so far are released again."""
+    def acquire(self, client: Client, specs: list[ResourceSpec], *, nowait: bool = False,
+                persistent: frozenset[int] = frozenset(), orphan: str = "") -> list[Held]:
+        """All or nothing: on any failure the leases won so far are released again (an adopted orphan
+        goes back to the orphans). ``persistent``: indexes of specs acquired PERSISTENT; ``orphan``:
+        "" (an orphan here is -EUCLEAN), "allow" (adopt it, else acquire) or "only" (adopt, else -ENOENT)."""
         start, failure = self.runtime.clock(), None
         try:
-            return self._acquire(client, specs, nowait)
+            held = self._acquire(client, specs, nowait, orphan)
+            for i, h in enumerate(held):
+                h.persistent = i in persistent
+            return held
         except BaseException as exc:
             failure = exc
             raise
         finally:
             self._count(ACQUIRES, [s.lockspace for s in specs], start, failure)
 
-    def _acquire(self, client: Client, specs: list[ResourceSpec], nowait: bool) -> list[Held]:
+    def _acquire(self, client: Client, specs: list[ResourceSpec], nowait: bool, orphan: str = "") -> list[Held]:
         if not 1 <= len(specs) <= MAX_PER_CALL:
             raise InputError("resources", len(specs), f"give 1 to {MAX_PER_CALL} resources per call")
         spaces: dict[str, Lockspace] = {}
@@ -170,7 +181,7 @@ class ResourceManager:
             if len(spec.disks) != 1:
                 raise InputError("RESOURCE", format_resource(spec), "give exactly one path:offset per resource")
             spaces[spec.lockspace] = self._joined(spec.lockspace)
-        reserved = self._reserve(client, specs)
+        reserved = self._reserve(client, specs, orphan)
         # Counted from here to the last undo write: rem_lockspace frees the host id only once no ballot
         # of ours can write any more; the Event aborts the ballots when the lockspace fails or goes.
         aborts = {name: ls.ballot_started() for name, ls in spaces.items()}
@@ -192,6 +203,7 @@ class ResourceManager:
                     orphans.append(h)
                 else:
                     h.state = ResourceState.HELD
+                    h.adopted = False
         if orphans:  # the client exited while we balloted: give everything back
             for h in reserved:
                 self._undo(h)
@@ -206,7 +218,7 @@ class ResourceManager:
                 and other.spec.disks == spec.disks
                 and all(h.client is not client for h in [other, *self._sharers.get(other.key, [])]))
 
-    def _reserve(self, client: Client, specs: list[ResourceSpec]) -> list[Held]:
+    def _reserve(self, client: Client, specs: list[ResourceSpec], orphan: str = "") -> list[Held]:
         with self._lock:
             if client.gone:
                 # Its connection closed while this request waited for a worker: client_exited has run
@@ -220,6 +232,13 @@ class ResourceManager:
                     raise LockError("EAGAIN", f"{spec.lockspace}:{spec.name}: a failed acquire is being cleaned "
                                               "up on this host; retry in a few seconds")
                 other = self._held.get(key)
+                if other is not None and other.client is ORPHANS and key not in keys:
+                    out.append(self._adoptable(spec, other, orphan))
+                    keys.add(key)
+                    continue
+                if orphan == "only":
+                    raise LockError("ENOENT", f"{spec.lockspace}:{spec.name} is not an orphan lease on this host "
+                                              "(ACQUIRE_ORPHAN_ONLY adopts, never acquires)")
                 if key in keys or other is not None and not self._can_share(spec, other, client):
                     who = f"pid {other.client.pid}" if other is not None else "this same request"
                     raise LockError("EEXIST", f"{spec.lockspace}:{spec.name} is already held or being acquired "
@@ -230,11 +249,31 @@ class ResourceManager:
                 else:
                     out.append(Held(spec, client))
             for h in out:
-                if h.lease is not None:
+                if h.adopted:
+                    h.client, h.state = client, ResourceState.ACQUIRING
+                    log.info("r %s: orphan adopted by pid %d", h.label, client.pid)
+                elif h.lease is not None:
                     self._sharers.setdefault(h.key, []).append(h)
                 else:
                     self._held[h.key] = h
             return out
+
+    @staticmethod
+    def _adoptable(spec: ResourceSpec, orphan: Held, how: str) -> Held:
+        """Under the lock: ``orphan`` when this acquire may adopt it (sanlock's rules), else the error."""
+        label = f"{spec.lockspace}:{spec.name}"
+        if not how:
+            raise LockError("EUCLEAN", f"{label} is an orphan lease on this host: adopt it with ACQUIRE_ORPHAN or "
+                                       "release it with REL_ORPHAN", errno=errno.EUCLEAN)
+        if orphan.spec.shared != spec.shared:
+            mode = "shared" if orphan.spec.shared else "exclusive"
+            raise LockError("EUCLEAN", f"{label}: the orphan is {mode}; adopt it in that mode",
+                            errno=errno.EUCLEAN)
+        if orphan.spec.disks != spec.disks:
+            raise LockError("EINVAL", f"{label}: the orphan is at {orphan.spec.path}:{orphan.spec.offset}, "
+                                      f"not {spec.path}:{spec.offset}")
+        orphan.adopted = True
+        return orphan
 
     def _acquire_one(self, h: Held, nowait: bool, abort: threading.Event) -> None:
         ls = self._joined(h.spec.lockspace)
@@ -271,6 +310,9 @@ class ResourceManager:
 
     def _undo(self, h: Held, may_have_written: bool = False) -> None:
         with self._lock:
+            if h.adopted:  # still ours on disk, as before this acquire: an orphan again
+                h.client, h.state, h.adopted = ORPHANS, ResourceState.HELD, False
+                return
             last = self._last_holder(h)
         ls = self._lockspace(h.spec.lockspace)
         if not last:
@@ -372,6 +414,10 @@ class ResourceManager:
             todo = []
             for h in self._every():
                 if h.client is client:
+                    if h.state == ResourceState.HELD and h.persistent and self._last_local(h):
+                        h.client, h.orphan_uid = ORPHANS, client.uid  # still ours on disk; no process
+                        log.warning("r %s: pid %d exited; kept as an orphan (PERSISTENT)", h.label, client.pid)
+                        continue
                     if h.state == ResourceState.HELD:
                         todo.append(h)
                     h.state = ResourceState.ORPHAN
@@ -387,6 +433,33 @@ class ResourceManager:
         if todo:
             self._count(RELEASES, [h.spec.lockspace for h in todo], start, failure, cause=CAUSE_EXIT)
         return released
+
+    def _last_local(self, h: Held) -> bool:
+        """Under the lock: no other local process holds ``h``'s lease (a sharer leaving others keeps nothing)."""
+        return all(x is h for x in [self._held.get(h.key), *self._sharers.get(h.key, [])] if x is not None)
+
+    def orphans(self, lockspace: str | None = None) -> list[Held]:
+        with self._lock:
+            return [h for h in self._every() if h.client is ORPHANS and lockspace in (None, h.spec.lockspace)]
+
+    def release_orphans(self, lockspace: str, name: str) -> list[Held]:
+        """REL_ORPHAN: release the orphans of ``lockspace`` named ``name`` (all of them for ""), on disk
+        while the lockspace is joined (else dropped unwritten, as any release of a lost lockspace)."""
+        with self._lock:
+            todo = [h for h in self._every() if h.client is ORPHANS and h.state == ResourceState.HELD
+                    and h.spec.lockspace == lockspace and name in ("", h.spec.name)]
+            for h in todo:
+                h.state = ResourceState.ORPHAN
+        errors = []
+        for h in todo:
+            try:
+                self._release_on_disk(h)
+                log.info("r %s: orphan released", h.label)
+            except (LockError, OSError) as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return todo
 
     def _release_on_disk(self, h: Held) -> bool:
         """Release ``h`` and forget it; False when its lockspace is lost and nothing was written.

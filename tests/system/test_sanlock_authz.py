@@ -16,6 +16,7 @@ import socket
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,9 +230,33 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
         log = d.log_text()
         assert f"uid {u.uid}" in log and "may not open it" in log
 
-        # An administrator passes the same checks: examine runs, set_config is "not served", not EPERM.
+        # An orphan root left (a PERSISTENT lease whose process went): the member may neither adopt nor
+        # release it, by name or by lockspace; an administrator may.
+        pay = WireResource("LS", "R3", flags=wire.RES_PERSISTENT, disks=(WireDisk(w.user_disk, 3 * M),)).encode()
+        pay += WireOptions("x").encode()
+        assert result(w, ROOT, Header(cmd=wire.ACQUIRE, length=32 + len(pay), data=1, data2=wire.PID_SELF), pay,
+                      register=True) == 0
+        for _ in range(300):
+            if ("R3", 0) in {(r["resource"], r["pid"]) for r in d.call("status")["resources"]}:
+                break
+            time.sleep(0.1)
+        adopt = acquire(w.user_disk, "R3", 3 * M)
+        adopt = (Header(cmd=wire.ACQUIRE, cmd_flags=wire.ACQUIRE_ORPHAN, length=adopt[0].length, data=1,
+                        data2=wire.PID_SELF), adopt[1])
+        assert result(w, u, *adopt, register=True) == -errno.EPERM
+        for name in ("R3", ""):
+            rel = with_len(Header(cmd=wire.RELEASE, cmd_flags=wire.REL_ORPHAN, data=1, data2=wire.PID_SELF),
+                           WireResource("LS", name).encode())
+            assert result(w, u, *rel, register=True) == -errno.EPERM, name
+        assert ("R3", 0) in {(r["resource"], r["pid"]) for r in d.call("status")["resources"]}
+        rel = with_len(Header(cmd=wire.RELEASE, cmd_flags=wire.REL_ORPHAN, data=1, data2=wire.PID_SELF),
+                       WireResource("LS", "R3").encode())
+        assert result(w, w.admin, *rel, register=True) == 1  # released: sanlock answers the count
+
+        # An administrator passes the same checks: examine and set_config (USED, then UNUSED again) run.
         assert result(w, w.admin, Header(cmd=wire.EXAMINE_LOCKSPACE), ls) == 0
-        assert result(w, w.admin, Header(cmd=wire.SET_CONFIG, data=1), ls) == -errno.EOPNOTSUPP
+        assert result(w, w.admin, Header(cmd=wire.SET_CONFIG, data=1), ls) == 0
+        assert result(w, w.admin, Header(cmd=wire.SET_CONFIG, data=2), ls) == 0
         assert result(w, ROOT, Header(cmd=wire.INQUIRE, data2=root_pid)) == 0
 
         # Outside the socket's group: no connection at all.

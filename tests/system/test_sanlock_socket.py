@@ -105,8 +105,10 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     # Commands not served yet: -EOPNOTSUPP, payload consumed, one command per connection.
     ls = WireLockspace("LS", 1, 0, WireDisk(dev, 0)).encode()
     res = WireResource("LS", "R1").encode()
-    for h, payload in [(Header(cmd=wire.SET_CONFIG, data=1), ls),
-                       (Header(cmd=wire.SHUTDOWN, data=1), b""),
+    c = Raw(path)
+    assert c.call(Header(cmd=wire.SET_CONFIG, data=1), ls)[0] == -errno.ENOENT  # served: LS is not joined yet
+    c.close()
+    for h, payload in [(Header(cmd=wire.SHUTDOWN, data=1), b""),
                        (Header(cmd=wire.FORMAT_RINDEX), bytes(1104))]:
         c = Raw(path)
         result, _, _ = c.call(h, payload)
@@ -154,8 +156,8 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     reg = Raw(path)
     reg.send(Header(cmd=wire.REGISTER).encode())
     assert reg.call(*acquire_msg(dev, "R1", M))[0] == 0
-    assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_PERSISTENT))[0] == -errno.EOPNOTSUPP
-    assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_ORPHAN))[0] == -errno.EOPNOTSUPP
+    # ORPHAN_ONLY adopts, never acquires: R2 is no orphan here (tests/system/test_sanlock_orphans.py).
+    assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_ORPHAN_ONLY))[0] == -errno.ENOENT
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_NUM_HOSTS))[0] == -errno.EOPNOTSUPP
     result, _, _ = reg.call(Header(magic=0x12345678, cmd=wire.INQUIRE))
     assert result == -errno.EINVAL

@@ -8,8 +8,9 @@ CONVERT) name it by this connection (data2 = -1) or by pid, and a client has one
 flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.py (the JSON socket's
 rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
-Refused with -EOPNOTSUPP and a log line naming the feature: PERSISTENT and orphan leases, num_hosts on
-acquire, multi-disk resources, set_event flags other than CUR_GENERATION, set_config, rindex,
+PERSISTENT leases, ACQUIRE_ORPHAN(_ONLY) and REL_ORPHAN are served (lockengine/daemon/orphans.py).
+SET_CONFIG is served (lockspaces.py). Refused with -EOPNOTSUPP and a log line naming the feature: num_hosts
+on acquire, multi-disk resources, set_event flags other than CUR_GENERATION, rindex,
 shutdown. The lock value block is served (lockengine/lvb.py).
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
@@ -174,22 +175,24 @@ class Commands:
 
     def acquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
         h = req.header
-        if h.cmd_flags & (wire.ACQUIRE_ORPHAN | wire.ACQUIRE_ORPHAN_ONLY):
-            raise unsupported("adopting an orphan lease (SANLK_ACQUIRE_ORPHAN)")
+        orphan = ("only" if h.cmd_flags & wire.ACQUIRE_ORPHAN_ONLY else
+                  "allow" if h.cmd_flags & wire.ACQUIRE_ORPHAN else "")
         specs = []
+        persistent = frozenset(i for i, res in enumerate(req.resources) if res.flags & wire.RES_PERSISTENT)
         for i, res in enumerate(req.resources):
-            if res.flags & wire.RES_PERSISTENT:
-                raise unsupported(f"resources[{i}]: a PERSISTENT lease")
             if res.flags & wire.RES_NUM_HOSTS:
                 raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
             spec = resource_spec(res, f"resources[{i}]")
             access.path(self.d, caller, spec.path, f"resources[{i}].disks[0].path")
+            if orphan:
+                access.orphans(self.d, caller, client, spec.lockspace, spec.name, f"resources[{i}]")
             if spec.lver == 0 and not spec.shared:
                 self._require_lver_zero(spec)
             specs.append(spec)
         if req.options is not None and req.options.owner_name:
             client.name = req.options.owner_name
-        held = self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT))
+        held = self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT),
+                                        persistent=persistent, orphan=orphan)
         if h.cmd_flags & wire.ACQUIRE_LVB:
             try:
                 for x in held:
@@ -213,7 +216,7 @@ class Commands:
         if h.cmd_flags & wire.REL_RENAME:
             raise unsupported("release with rename (SANLK_REL_RENAME)")
         if h.cmd_flags & wire.REL_ORPHAN:
-            raise unsupported("releasing orphan leases (SANLK_REL_ORPHAN)")
+            return self._release_orphans(caller, req, client)
         held = resource_areas([held.spec for held in self.d.resources.of_client(client)])
         if h.cmd_flags & wire.REL_ALL:
             with storage_errors(held):
@@ -228,6 +231,19 @@ class Commands:
                 raise WireError(-1, exc.message) from None
             raise
         return wire.reply(h)
+
+    def _release_orphans(self, caller: Caller, req: Request, client: Client) -> Outcome:
+        """REL_ORPHAN: the orphans of the lockspace named by the one RES (all of them when its name is
+        empty); as sanlock, the result is how many were released (0 when none matched)."""
+        res = req.resources[0]
+        check_name(res.lockspace, "resource.lockspace_name")
+        if res.name:
+            check_name(res.name, "resource.name")
+        access.orphans(self.d, caller, client, res.lockspace, res.name, "resource")
+        orphans = [o for o in self.d.resources.orphans(res.lockspace) if res.name in ("", o.spec.name)]
+        with storage_errors(resource_areas([o.spec for o in orphans])):
+            done = self.d.resources.release_orphans(res.lockspace, res.name)
+        return wire.reply(req.header, len(done))
 
     def inquire(self, caller: Caller, req: Request, client: Client) -> Outcome:
         held = [h for h in self.d.resources.of_client(client) if h.state == ResourceState.HELD]
@@ -395,6 +411,7 @@ TABLE: dict[int, tuple[Handler, bool]] = {
     wire.REG_EVENT: (lambda c, cl, r: c.spaces.reg_event(cl, r), True),
     wire.END_EVENT: (lambda c, cl, r: c.spaces.end_event(cl, r), True),
     wire.SET_EVENT: (lambda c, cl, r: c.spaces.set_event(cl, r), True),
+    wire.SET_CONFIG: (lambda c, cl, r: c.spaces.set_config(cl, r), True),
     wire.SET_LVB: (lambda c, cl, r: lvbs.set_lvb(c.d, cl, r), True),
     wire.GET_LVB: (lambda c, cl, r: lvbs.get_lvb(c.d, cl, r), True),
 }

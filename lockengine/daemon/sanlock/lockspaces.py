@@ -106,10 +106,30 @@ class LockspaceCommands:
         if h.cmd_flags & wire.REM_ASYNC:
             if unused and self.d.holders(space):
                 raise LockError("EBUSY", f"lockspace {space.label} has lease holders; not removing it")
+            blocked = self.d.unstoppable(space)
+            if blocked:
+                raise LockError("EBUSY", f"lockspace {space.label} {blocked}")
             self.d.pool.submit(self._rem_logged, space, unused)
             return wire.reply(h)
         self.d.rem_lockspace(space, unused)
         return wire.reply(h)
+
+    def set_config(self, caller: Caller, req: Request) -> Outcome:
+        """SET_CONFIG (data): USED/UNUSED mark the lockspace in use outside lockengine (it then counts as
+        held: rem_lockspace -EBUSY, and a failed lockspace's watchdog fires unless UNUSED comes first);
+        USED_BY_ORPHANS/UNUSED_BY_ORPHANS are accepted with no effect: lockengine always counts orphans."""
+        assert req.lockspace is not None
+        cmd = req.header.data
+        if cmd not in (wire.CONFIG_USED, wire.CONFIG_UNUSED, wire.CONFIG_USED_BY_ORPHANS,
+                       wire.CONFIG_UNUSED_BY_ORPHANS):
+            raise InputError("config command (header data)", req.header.data_signed,
+                             "use 1 (USED), 2 (UNUSED), 4 (USED_BY_ORPHANS) or 8 (UNUSED_BY_ORPHANS)")
+        space = self.d.lockspace(req.lockspace.name)  # ENOENT
+        if cmd in (wire.CONFIG_USED, wire.CONFIG_UNUSED):
+            self.d.set_used(space, cmd == wire.CONFIG_USED)
+        elif cmd == wire.CONFIG_USED_BY_ORPHANS and space.state != LockspaceState.JOINED:
+            raise LockError("ENOSPC", f"lockspace {space.label} is {space.state} on this host, not joined")
+        return wire.reply(req.header)
 
     def _rem_logged(self, space: Lockspace, unused: bool) -> None:
         try:
