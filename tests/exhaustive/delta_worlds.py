@@ -1,0 +1,114 @@
+"""The bounded worlds of the delta-lease exhaustive check (docs/testing.md, "Exhaustive check: the
+delta lease"). io_timeout 1 and watchdog fire timeout 1 (the smallest the timeouts allow: the
+tightest margins), so: renewal every 2 s, a lease expires 8 s after its last good renewal, a host is
+dead after 9 s unchanged, acquire waits 9 s on a slot held under another name and 2 s after its write,
+a renewal write may take 9 s."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .delta_world import DeltaWorld, HostSpec, Op, Result, explore
+
+A, R = "acquire", "release"
+
+
+def race2() -> DeltaWorld:
+    """Two hosts race for a free host id, each starting at any time in 0..2, then renew (or stall)."""
+    return DeltaWorld(
+        "delta_race2",
+        (HostSpec("p", (Op(A, 0, 2),), renewals=2, clock_offset=100), HostSpec("q", (Op(A, 0, 2),), renewals=2, clock_offset=7)),
+        horizon=12, prompt=True,
+    )
+
+
+def race3() -> DeltaWorld:
+    """Three hosts race for a free host id."""
+    return DeltaWorld(
+        "delta_race3",
+        (HostSpec("p", (Op(A, 0, 1),), renewals=1, clock_offset=100), HostSpec("q", (Op(A, 0, 1),), renewals=1, clock_offset=7),
+         HostSpec("o", (Op(A, 0, 1),), renewals=1, clock_offset=40)),
+        horizon=8, prompt=True,
+    )
+
+
+def stall_takeover() -> DeltaWorld:
+    """p holds the host id and renews at times of the explorer's choice, or stops (stall); q starts
+    its acquire at any time in 0..4 and may take the id only once p is dead."""
+    return DeltaWorld(
+        "delta_stall_takeover",
+        (HostSpec("p", (Op(A, 0, 0),), renewals=2, clock_offset=100), HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+        horizon=16,
+    )
+
+
+def crash_restart() -> DeltaWorld:
+    """p holds, may crash (reset) and restart with a new generation (the fast reacquire under its own
+    name) while q tries to take the id."""
+    return DeltaWorld(
+        "delta_crash_restart",
+        (HostSpec("p", (Op(A, 0, 0),), restart_script=(Op(A),), renewals=1, clock_offset=100),
+         HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+        horizon=16, crashes=1, prompt=True,
+    )
+
+
+def late_renewal() -> DeltaWorld:
+    """p holds and renews; one renewal write may hang and land late (after its caller's 9 s timeout,
+    even after p's lease expired and q took the id); q acquires at any time in 0..4."""
+    return DeltaWorld(
+        "delta_late_renewal",
+        (HostSpec("p", (Op(A, 0, 0),), renewals=1, clock_offset=100), HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+        horizon=20, hangs=1, hang_in=("renew",), prompt=True,
+    )
+
+
+def release_retake() -> DeltaWorld:
+    """p acquires and releases; q acquires at any time (the free-slot path after a release); an I/O
+    error may hit any one read or write."""
+    return DeltaWorld(
+        "delta_release_retake",
+        (HostSpec("p", (Op(A, 0, 0), Op(R)), renewals=1, clock_offset=100), HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+        horizon=12, errors=1, prompt=True,
+    )
+
+
+def late_own_write() -> DeltaWorld:
+    """FINDING (two live holders on today's code): p's renewal write is slow (within its 9 s
+    timeout) and lands after q took the id over; p's lockspace has failed meanwhile and p joins
+    again: the slot shows p's own name, so acquire takes the fast path (no wait for the owner)
+    while q's lease still runs."""
+    return DeltaWorld(
+        "delta_late_own_write",
+        (HostSpec("p", (Op(A, 0, 0), Op(A)), renewals=1, clock_offset=100),
+         HostSpec("q", (Op(A, 0, 0),), renewals=1, clock_offset=7)),
+        horizon=16,
+    )
+
+
+WorldMaker = Callable[[], DeltaWorld]
+CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake)
+DEEP: dict[str, WorldMaker] = {m().name: m for m in (*CI, late_own_write)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.exhaustive.delta_worlds")
+    ap.add_argument("--world", choices=sorted(DEEP), required=True)
+    ap.add_argument("--max-states", type=int, default=20_000_000)
+    a = ap.parse_args(argv)
+
+    def progress(r: Result) -> None:
+        print(r.line(), file=sys.stderr, flush=True)
+
+    res = explore(DEEP[a.world](), max_states=a.max_states, progress=progress)
+    print(res.line())
+    if res.violation is not None:
+        print(res.counterexample())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
