@@ -1,0 +1,77 @@
+"""Deliberately broken variants of the production delta acquire, made by subclassing ``DeltaLease``
+and wrapping its seams (never by flags in lockengine): the delta explorer must find a counterexample
+for each (tests/exhaustive/test_delta_mutations.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from lockengine.delta import DeltaLease
+from lockengine.ondisk import Leader
+from lockengine.storage import Storage
+
+
+class _TrustOwnWrite:
+    """A storage wrapper whose reads of a sector we wrote return what we wrote (the read still runs)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.sector_size = inner.sector_size
+        self.written: dict[int, bytes] = {}
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        data = self.inner.read(offset, length, timeout)
+        mine = self.written.get(offset)
+        return mine[:length] if mine is not None and len(mine) >= length else data
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        self.inner.write(offset, data, timeout)
+        self.written[offset] = bytes(data)
+
+    def size(self) -> int:
+        return self.inner.size()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class NoReread(DeltaLease):
+    """Acquire without the re-read after its 2·io wait: it trusts its own write (a racing writer
+    that overwrote it goes unseen)."""
+
+    def acquire(self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None) -> Leader:
+        real = self.storage
+        self.storage = _TrustOwnWrite(real)  # type: ignore[assignment]
+        try:
+            return super().acquire(abort, progress)
+        finally:
+            self.storage = real
+
+
+class NoWait(DeltaLease):
+    """Acquire without its waits: neither the host_dead wait on a slot held under another name nor
+    the 2·io wait after the write (each sleep returns at once, no time passes)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._sleep = lambda seconds, abort, what: None
+
+
+class AcceptLiveOwner(DeltaLease):
+    """Acquire that takes a slot renewed under another name as if it were free (no wait for the
+    owner to be dead)."""
+
+    def acquire(self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None) -> Leader:
+        self._first_read = True
+        return super().acquire(abort, progress)
+
+    def _read_slot(self) -> tuple[bytes, Leader]:
+        raw, ld = super()._read_slot()
+        if getattr(self, "_first_read", False):
+            self._first_read = False
+            ld = replace(ld, timestamp=0)
+        return raw, ld
