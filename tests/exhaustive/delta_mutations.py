@@ -45,7 +45,7 @@ class NoReread(DeltaLease):
 
     def acquire(self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None) -> Leader:
         real = self.storage
-        self.storage = _TrustOwnWrite(real)  # type: ignore[assignment]
+        self.storage = _TrustOwnWrite(real)
         try:
             return super().acquire(abort, progress)
         finally:
