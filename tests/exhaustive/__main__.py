@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import worlds
+from . import delta_worlds, worlds
 from .explore import Result, explore
 from .world import HostSpec, World
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-states", type=int, default=10_000_000)
     ap.add_argument("--seed", type=int, default=None, help="visit children in a seeded random order")
     a = ap.parse_args(argv)
+    if a.world in delta_worlds.DEEP:  # the delta lease has its own explorer
+        return delta_worlds.main(["--world", a.world, "--max-states", str(a.max_states)])
     world = worlds.DEEP[a.world]() if a.world else generic(a.hosts, a.lvers, a.hangs, a.errors, a.crashes, a.max_io)
 
     def progress(r: Result) -> None:

@@ -104,3 +104,8 @@ def late_commit_after_window() -> World:
 DEEP: dict[str, WorldMaker] = {
     m.__name__: m for m in (*CI, race3, shared3, late_commit, late_commit_after_window)
 }
+
+# The delta-lease worlds (delta_worlds.py) run on their own explorer; __main__ dispatches to it.
+from . import delta_worlds as _delta  # noqa: E402
+
+DEEP.update(_delta.DEEP)  # type: ignore[arg-type]
