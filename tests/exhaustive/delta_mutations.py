@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from lockengine.delta import DeltaLease
+from lockengine.delta import DeltaLease, HostTable
 from lockengine.ondisk import Leader
 from lockengine.storage import Storage
 
@@ -75,3 +75,12 @@ class AcceptLiveOwner(DeltaLease):
             self._first_read = False
             ld = replace(ld, timestamp=0)
         return raw, ld
+
+
+class TableMissesRenewals(HostTable):
+    """A host table that notes a slot once and never again: a renewing host looks silent, so it is
+    judged dead host_dead seconds after we first saw it."""
+
+    def _note(self, host_id: int, rec: bytes, now: float) -> None:
+        if host_id not in self._info:
+            super()._note(host_id, rec, now)

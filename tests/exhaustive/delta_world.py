@@ -44,8 +44,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lockengine.daemon.lockspace import CORRUPT
-from lockengine.delta import DeltaLease
+from lockengine.delta import DeltaLease, HostTable
 from lockengine.errors import LockError
+from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import LEADER_SIZE, Geometry, decode_leader, lockspace_area, new_delta_leader
 from lockengine.timeouts import Timeouts
 
@@ -55,6 +56,7 @@ HOST_ID = 1
 SPAN = 2 * GEOMETRY.sector_size  # the sectors anyone writes (host id 1's slot, and one spare)
 Step = tuple[str, int]
 LeaseFactory = Callable[..., DeltaLease]
+TableFactory = Callable[..., HostTable]
 # DeltaLease attributes that are seams or constructor constants, not state carried between operations.
 SEAMS = frozenset({
     "storage", "space_name", "host_id", "offset", "host_name", "io_timeout", "fire_timeout", "timeouts",
@@ -83,6 +85,9 @@ class HostSpec:
     script: tuple[Op, ...]
     restart_script: tuple[Op, ...] = ()
     renewals: int = 0  # renewals this host may start (each incarnation)
+    # An observer: a host that holds another host id; each of its renewals reads the lockspace and
+    # feeds its HostTable (as Lockspace._renew_once does). It holds no script; this is how many.
+    observes: int = 0
     clock_offset: int = 0  # its clock reads T + clock_offset
 
 
@@ -109,7 +114,8 @@ class DeltaWorld:
 
         hosts = ", ".join(
             f"{h.name}:{script(h.script)}{' restart ' + script(h.restart_script) if h.restart_script else ''}"
-            f" renew<={h.renewals}" for h in self.hosts
+            f"{f' renew<={h.renewals}' if h.renewals or not h.observes else ''}"
+            f"{f' observe<={h.observes}' if h.observes else ''}" for h in self.hosts
         )
         return (
             f"{self.name} [{hosts}; T<={self.horizon} io={self.io_timeout} fire={self.fire_timeout}; "
@@ -152,6 +158,7 @@ class HostState:
     op_t: int = 0
     inputs: tuple[tuple[int, Any], ...] = ()  # (time, answer) handed to the current op
     pending: Pending | None = None
+    seen: tuple[tuple[float, bytes], ...] = ()  # an observer's reads: (its clock at the start, the disk)
 
 
 @dataclass(frozen=True)
@@ -238,8 +245,7 @@ class HostThread:
         assert isinstance(disk, bytes)
         if offset + length <= SPAN:
             return disk[offset : offset + length]
-        full = disk + _area(self.run.world.io_timeout)[SPAN:]
-        return full[offset : offset + length]
+        return _full(disk, self.run.world.io_timeout)[offset : offset + length]
 
     def write(self, offset: int, data: bytes, timeout: float) -> None:
         assert offset + len(data) <= SPAN, (offset, len(data))
@@ -316,11 +322,15 @@ class HostThread:
 class Run:
     """Steps over plain ``State`` values; host threads are built and cached on demand."""
 
-    def __init__(self, world: DeltaWorld, *, lease_factory: LeaseFactory = DeltaLease) -> None:
+    def __init__(self, world: DeltaWorld, *, lease_factory: LeaseFactory = DeltaLease,
+                 table_factory: TableFactory = HostTable) -> None:
         self.world = world
         self.lease_factory = lease_factory
+        self.table_factory = table_factory
         self.threads: dict[int, HostThread] = {}
         self.memo: dict[tuple[int, Any], tuple[Any, ...]] = {}
+        self.tables: dict[Any, HostTable] = {}
+        self.dead_memo: dict[Any, bool] = {}
         self.fail_after = Timeouts(world.io_timeout, world.fire_timeout).id_renewal_fail_seconds
 
     def initial(self) -> State:
@@ -360,6 +370,8 @@ class Run:
                     and h.last_renew < s.t
                 ):
                     out.append(("renew", i))
+                if h.renews < w.hosts[i].observes and h.last_renew < s.t:
+                    out.append(("observe", i))
             elif p is not None:
                 if p.kind == "sleep":
                     if p.due <= s.t:
@@ -488,6 +500,13 @@ class Run:
                 log.append(f"T={s.t} {name} starts {op}")
             h = replace(h, op=op, op_t=s.t, inputs=())
             return self._advance(s, i, h, None, log)
+        if kind == "observe":
+            if log is not None:
+                log.append(f"T={s.t} {name} starts a renewal (observes the lockspace)")
+            io = self.world.io_timeout
+            read = Pending("read", 0, GEOMETRY.align_size, b"", s.t + io, s.t + io)
+            h = replace(h, renews=h.renews + 1, last_renew=s.t, op="observe", op_t=s.t, pending=read)
+            return self._set(s, i, h)
         if kind == "crash":
             old = self.threads.pop(i, None)
             if old is not None:
@@ -502,6 +521,18 @@ class Run:
             return self._set(s, i, HostState(incarnation=h.incarnation + 1))
         p = h.pending
         assert p is not None
+        if h.op == "observe":  # no lease code runs: the read feeds the observer's HostTable
+            if kind == "io":
+                if log is not None:
+                    log.append(f"T={s.t} {name} reads the lockspace: {_describe(s.disk)}")
+                start = float(h.op_t + self.world.hosts[i].clock_offset)
+                h = replace(h, seen=(*h.seen, (start, s.disk)))
+            else:
+                assert kind == "err"
+                if log is not None:
+                    log.append(f"T={s.t} {name}'s read fails (AIO_TIMEOUT)")
+                s = replace(s, errors=s.errors + 1)
+            return self._set(s, i, replace(h, op=None, op_t=0, pending=None))
         answer: tuple[int, Any]
         if kind == "io" and p.kind == "sleep":
             answer = (s.t, None)
@@ -550,7 +581,68 @@ class Run:
             return f"T={s.t}: two live holders of host id {HOST_ID}: " + ", ".join(
                 f"{n} (gen {b.generation}, last_success {b.last_success:g})" for n, b in live if b is not None
             )
+        for i, h in enumerate(s.hosts):
+            if not h.seen:
+                continue
+            for name, b in live:
+                assert b is not None
+                if self._judged_dead(i, h.seen, s.disk, b.generation):
+                    return (f"T={s.t}: observer {self.world.hosts[i].name} judges host id {HOST_ID} gen "
+                            f"{b.generation} dead (holder_dead, from its HostTable) while {name} holds it live")
         return None
+
+    def _judged_dead(self, i: int, seen: tuple[tuple[float, bytes], ...], disk: bytes, gen: int) -> bool:
+        """The production judgement a paxos acquire makes of a shared holder (liveness.holder_dead),
+        from observer i's HostTable (built by replaying its observations) and a read of the slot now."""
+        key = (i, seen, disk[: GEOMETRY.sector_size], gen)
+        hit = self.dead_memo.get(key)
+        if hit is None:
+            table = self.tables.get((i, seen))
+            if table is None:
+                table = self.table_factory(SPACE, GEOMETRY, 2, self.world.fire_timeout, self.world.io_timeout)
+                for start, area in seen:
+                    table.observe(_full(area, self.world.io_timeout), start)
+                self.tables[(i, seen)] = table
+            liveness = DeltaOwnerLiveness(
+                _DiskNow(disk, self.world.io_timeout), 0, SPACE, GEOMETRY, io_timeout=self.world.io_timeout,
+                fire_timeout=self.world.fire_timeout, table=table,
+            )
+            hit = self.dead_memo[key] = liveness.holder_dead(HOST_ID, gen)
+        return hit
+
+
+class _DiskNow:
+    """A storage whose reads see the state's disk (an instantaneous read for a judgement)."""
+
+    path = "mem:now"
+    sector_size = GEOMETRY.sector_size
+
+    def __init__(self, disk: bytes, io_timeout: int) -> None:
+        self.disk, self.io_timeout = disk, io_timeout
+
+    def read(self, offset: int, length: int, timeout: float) -> bytes:
+        assert offset + length <= SPAN
+        return self.disk[offset : offset + length]
+
+    def write(self, offset: int, data: bytes, timeout: float) -> None:
+        raise AssertionError("a judgement never writes")
+
+    def size(self) -> int:
+        return GEOMETRY.align_size
+
+    def close(self) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=64)
+def _full(disk: bytes, io_timeout: int) -> bytes:
+    """The whole lockspace area, given its first SPAN bytes."""
+    return disk + _tail(io_timeout)
+
+
+@functools.cache
+def _tail(io_timeout: int) -> bytes:
+    return _area(io_timeout)[SPAN:]
 
 
 def _write(disk: bytes, offset: int, data: bytes) -> bytes:
@@ -592,10 +684,10 @@ class Result:
 
 
 def explore(world: DeltaWorld, *, max_states: int = 5_000_000, lease_factory: LeaseFactory = DeltaLease,
-            progress: Callable[[Result], None] | None = None) -> Result:
+            table_factory: TableFactory = HostTable, progress: Callable[[Result], None] | None = None) -> Result:
     res = Result(world)
     start = time.monotonic()
-    run = Run(world, lease_factory=lease_factory)
+    run = Run(world, lease_factory=lease_factory, table_factory=table_factory)
     try:
         s0 = run.initial()
         seen = {s0}
@@ -613,7 +705,7 @@ def explore(world: DeltaWorld, *, max_states: int = 5_000_000, lease_factory: Le
             v = run.violation(c)
             if v is not None:
                 res.violation, res.steps = v, _steps(ctrail)
-                res.log = replay(world, res.steps, lease_factory=lease_factory)[1]
+                res.log = replay(world, res.steps, lease_factory=lease_factory, table_factory=table_factory)[1]
                 return res
             if c in seen:
                 continue
@@ -656,10 +748,10 @@ def _depth(trail: Any) -> int:
     return n
 
 
-def replay(world: DeltaWorld, steps: Sequence[Step], *, lease_factory: LeaseFactory = DeltaLease
-           ) -> tuple[str | None, list[str]]:
+def replay(world: DeltaWorld, steps: Sequence[Step], *, lease_factory: LeaseFactory = DeltaLease,
+           table_factory: TableFactory = HostTable) -> tuple[str | None, list[str]]:
     """Run ``steps`` from the initial state: (the violation it ends in or None, a readable log)."""
-    run = Run(world, lease_factory=lease_factory)
+    run = Run(world, lease_factory=lease_factory, table_factory=table_factory)
     log: list[str] = [world.describe()]
     try:
         s = run.initial()

@@ -76,6 +76,17 @@ def release_retake() -> DeltaWorld:
     )
 
 
+def observer() -> DeltaWorld:
+    """p holds and renews (or stalls), with slow I/O; w, a host holding another id, observes the
+    lockspace at its renewals: its HostTable must never let liveness.holder_dead call p dead while
+    p's lease runs."""
+    return DeltaWorld(
+        "delta_observer",
+        (HostSpec("p", (Op(A, 0, 0),), renewals=1, clock_offset=100), HostSpec("w", (), observes=2, clock_offset=55)),
+        horizon=12,
+    )
+
+
 def late_own_write() -> DeltaWorld:
     """FINDING (two live holders on today's code): p's renewal write is slow (within its 9 s
     timeout) and lands after q took the id over; p's lockspace has failed meanwhile and p joins
@@ -111,7 +122,7 @@ def late_release_write() -> DeltaWorld:
 
 
 WorldMaker = Callable[[], DeltaWorld]
-CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake)
+CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake, observer)
 # Two-holder paths the explorer finds in today's delta.py (pinned by test_delta_exhaustive.py; when
 # one is fixed its test fails: move the world into CI then).
 FINDINGS: tuple[WorldMaker, ...] = (late_own_write, late_acquire_write, late_release_write)

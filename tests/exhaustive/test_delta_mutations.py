@@ -31,3 +31,13 @@ def test_each_mutation_gives_a_replayable_counterexample(case: str) -> None:
     # the same steps on the production class do not end in a violation (or are not even possible)
     with contextlib.suppress(ValueError):  # ValueError: the production code cannot even take these steps
         assert replay(make(), res.steps)[0] is None
+
+
+def test_a_host_table_that_misses_renewals_is_caught() -> None:
+    """The observer invariant is not vacuous: a HostTable that ignores changes after the first lets
+    holder_dead call a renewing host dead."""
+    make, mutant = delta_worlds.observer, delta_mutations.TableMissesRenewals
+    res = explore(make(), table_factory=mutant)
+    assert res.violation is not None and "dead (holder_dead" in res.violation, res.line()
+    assert replay(make(), res.steps, table_factory=mutant)[0] == res.violation
+    assert replay(make(), res.steps)[0] is None
