@@ -51,7 +51,7 @@ def crash_restart() -> DeltaWorld:
     return DeltaWorld(
         "delta_crash_restart",
         (HostSpec("p", (Op(A, 0, 0),), restart_script=(Op(A),), renewals=1, clock_offset=100),
-         HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+         HostSpec("q", (Op(A, 0, 2),), renewals=1, clock_offset=7)),
         horizon=16, crashes=1, prompt=True,
     )
 
