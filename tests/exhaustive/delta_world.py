@@ -513,8 +513,12 @@ class Run:
                 old.kill()
             if log is not None:
                 log.append(f"T={s.t} {name} crashes (reset: fenced at once)")
+            p = h.pending
+            late = s.late
+            if p is not None and p.hung:  # a hung write outlives its host; an unhung pending one is lost
+                late = (*late, LateWrite(i, p.offset, p.data))
             h = replace(h, up=False, belief=None, op=None, inputs=(), pending=None)
-            return replace(self._set(s, i, h), crashes=s.crashes + 1)
+            return replace(self._set(s, i, h), crashes=s.crashes + 1, late=late)
         if kind == "restart":
             if log is not None:
                 log.append(f"T={s.t} {name} restarts")
