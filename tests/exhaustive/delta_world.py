@@ -674,7 +674,7 @@ class Result:
     log: list[str] = field(default_factory=list)
     complete: bool = True
     acquired: int = 0  # states in which some host holds the host id (the world is not vacuous)
-    takeovers: int = 0  # ... held by a host other than the first one to hold it
+    takeovers: int = 0  # ... held with generation > 1: the id changed hands (or owner incarnations) once
 
     def line(self) -> str:
         return (
@@ -718,7 +718,7 @@ def explore(world: DeltaWorld, *, max_states: int = 5_000_000, lease_factory: Le
             res.max_depth = max(res.max_depth, _depth(ctrail))
             if any(h.belief is not None for h in c.hosts):
                 res.acquired += 1
-                if any(h.belief is not None for h in c.hosts[1:]):
+                if any(h.belief is not None and h.belief.generation > 1 for h in c.hosts):
                     res.takeovers += 1
             nxt = run.enabled(c)
             if not nxt:

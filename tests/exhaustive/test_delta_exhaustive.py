@@ -32,10 +32,16 @@ def test_delta_world_has_no_violation(make: delta_worlds.WorldMaker, capsys: pyt
     assert res.terminal > 0 and res.acquired > 0  # operations ran to their end and someone held the id
 
 
-def test_someone_other_than_the_first_holder_takes_the_id_over() -> None:
-    """Not vacuous: in the stall world q does hold the id in some states (after p is dead)."""
+def test_the_id_is_taken_over_once_its_holder_is_dead() -> None:
+    """Not vacuous: in the stall world q does hold the id with generation 2 (it read p's generation
+    1 record, waited for p to be dead and took over) in some states."""
     res = explored(delta_worlds.stall_takeover)
     assert res.violation is None and res.takeovers > 0, res.line()
+    steps = [("start", 0), ("io", 0), ("io", 0), ("start", 1), ("io", 1), ("tick", -1), ("tick", -1),
+             ("io", 0), ("io", 0), *[("tick", -1)] * 7, ("io", 1), ("io", 1), ("io", 1),
+             ("tick", -1), ("tick", -1), ("io", 1), ("io", 1)]
+    v, log = replay(delta_worlds.stall_takeover(), steps)
+    assert v is None and "T=11 q holds host id 1 gen 2 (last_success 16 on its clock)" in log, "\n".join(log)
 
 
 def test_a_step_list_replays() -> None:
