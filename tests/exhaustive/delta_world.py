@@ -24,7 +24,9 @@ corrupt or taken (RENEW_OWNER, RENEW_DIFF, LEADER_*) fails the lockspace: no mor
 runs out at its expiry. Renewals start whenever the explorer likes (at most one per host per second,
 a per-host budget): never renewing is the *stall*.
 
-Invariant at every state: never two hosts that both believe they hold the host id.
+Invariants at every state: never two hosts that both believe they hold the host id; and an
+observer (a host whose renewal reads feed a production ``HostTable``) never has
+``DeltaOwnerLiveness.holder_dead`` true for a generation a live holder holds.
 
 Exploration: a state is plain data (T, the disk sectors in use, per host its model fields, the
 ``DeltaLease`` fields when its current operation began and every answer that operation has been
