@@ -138,17 +138,21 @@ class DeltaLease:
     def acquire(
         self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None
     ) -> Leader:
-        """Take our host_id slot: ~2·io on a free slot; a slot with a live timestamp is waited on first
-        (the busy wait, 8·io + fire of its io_timeout), whoever it names — our own name included.
+        """Take our host_id slot: ~2·io on a never-acquired slot; any other slot (held or released,
+        whoever it names, our own name included) is waited on first: the busy wait, 8·io + fire of
+        its io_timeout, then 2·io.
 
-        Stricter than sanlock (docs/ondisk.md): sanlock skips the wait when the slot names us, and takes
-        a slot that turned free during the wait. Either lets a late write of our own old record (a slow
-        renewal, a hung acquire or release write) hand the id to a second host while a live holder's
-        lease runs."""
+        Stricter than sanlock (docs/ondisk.md): sanlock skips the wait when the slot names us or is
+        free, and takes a slot that turned free during the wait. Each lets a late write of an old
+        record (a slow renewal, a hung acquire or release write) hand the id to a second host while a
+        live holder's lease runs."""
         say = progress or (lambda _msg: None)
         raw, ld = self._read_slot()
         other = Timeouts(ld.io_timeout or self.io_timeout, self.fire_timeout)  # judged by its io_timeout
-        if ld.timestamp != 0:
+        if ld.timestamp != 0 or ld.owner_generation != 0:
+            # Held, or released: a free record that names a holder may be a stale release write landing
+            # late over a newer holder's record, so it is waited on too. Only a never-acquired slot
+            # (generation 0: no lease write makes one) is joined at once.
             raw, ld, other = self._wait_for_owner(raw, ld, other, abort, say)
         now = self.clock()
         ts = monotime(self.clock)
