@@ -10,8 +10,10 @@ from dataclasses import replace
 from typing import Any
 
 from lockengine.delta import DeltaLease, HostTable
-from lockengine.ondisk import Leader
+from lockengine.errors import LockError
+from lockengine.ondisk import LEADER_SIZE, Leader
 from lockengine.storage import Storage
+from lockengine.timeouts import Timeouts
 
 
 class _TrustOwnWrite:
@@ -73,8 +75,25 @@ class AcceptLiveOwner(DeltaLease):
         raw, ld = super()._read_slot()
         if getattr(self, "_first_read", False):
             self._first_read = False
-            ld = replace(ld, timestamp=0)
+            ld = replace(ld, timestamp=0, owner_generation=0)  # read as never acquired
         return raw, ld
+
+
+class SanlockFastPaths(DeltaLease):
+    """The acquire rules before issue 8 (sanlock's): a free slot, or one that names us, is taken
+    without the busy wait, and a slot that turned free during the wait is taken at once. Each lets a
+    late write of an old record hand the id to a second host while a live holder's lease runs."""
+
+    def _wait_for_owner(
+        self, raw: bytes, ld: Leader, other: Timeouts, abort: threading.Event | None, say: Callable[[str], None]
+    ) -> tuple[bytes, Leader, Timeouts]:
+        if ld.timestamp == 0 or ld.resource_name == self.host_name:
+            return raw, ld, other
+        self._sleep(other.delta_acquire_busy_wait, abort, "acquire host id")
+        raw2, ld2 = self._read_slot()
+        if raw2[:LEADER_SIZE] != raw[:LEADER_SIZE] and ld2.timestamp != 0:
+            raise LockError("HOSTID_BUSY", f"host id {self.host_id} is renewed by {ld2.resource_name!r}")
+        return raw2, ld2, other
 
 
 class TableMissesRenewals(HostTable):

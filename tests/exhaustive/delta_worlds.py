@@ -46,8 +46,8 @@ def stall_takeover() -> DeltaWorld:
 
 
 def crash_restart() -> DeltaWorld:
-    """p holds, may crash (reset) and restart with a new generation (the fast reacquire under its own
-    name) while q tries to take the id."""
+    """p holds, may crash (reset) and restart with a new generation (a rejoin under its own name:
+    the busy wait, since issue 8) while q tries to take the id."""
     return DeltaWorld(
         "delta_crash_restart",
         (HostSpec("p", (Op(A, 0, 0),), restart_script=(Op(A),), renewals=1, clock_offset=100),
@@ -88,10 +88,10 @@ def observer() -> DeltaWorld:
 
 
 def late_own_write() -> DeltaWorld:
-    """FINDING (two live holders on today's code): p's renewal write is slow (within its 9 s
-    timeout) and lands after q took the id over; p's lockspace has failed meanwhile and p joins
-    again: the slot shows p's own name, so acquire takes the fast path (no wait for the owner)
-    while q's lease still runs."""
+    """Fixed finding 1 (issue 8; two live holders on the old delta.py): p's renewal write is slow
+    (within its 9 s timeout) and lands after q took the id over; p's lockspace has failed meanwhile
+    and p joins again: the slot shows p's own name, which the old acquire took as the fast path (no
+    wait) while q's lease still ran. Now any held slot is waited on."""
     return DeltaWorld(
         "delta_late_own_write",
         (HostSpec("p", (Op(A, 0, 0), Op(A)), renewals=1, clock_offset=100),
@@ -101,8 +101,8 @@ def late_own_write() -> DeltaWorld:
 
 
 def late_acquire_write() -> DeltaWorld:
-    """FINDING: p's acquire write hangs, p gets AIO_TIMEOUT and tries again; q took the free id
-    meanwhile; p's old write lands (p's name on the slot) and p's retry takes the fast path."""
+    """Fixed finding 2: p's acquire write hangs, p gets AIO_TIMEOUT and tries again; q took the free
+    id meanwhile; p's old write lands (p's name on the slot) and p's retry took the fast path."""
     return DeltaWorld(
         "delta_late_acquire_write",
         (HostSpec("p", (Op(A, 0, 0), Op(A)), clock_offset=100), HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
@@ -111,21 +111,39 @@ def late_acquire_write() -> DeltaWorld:
 
 
 def late_release_write() -> DeltaWorld:
-    """FINDING: p's release write (timestamp 0) hangs; q takes the id after p is dead; the free record
-    lands over q's, and o, whose busy wait then sees a free slot, takes the id while q's lease runs."""
+    """Fixed finding 3: p's release write (timestamp 0) hangs; q takes the id after p is dead; the free
+    record lands over q's, and o, whose busy wait then saw a free slot, took the id while q's lease
+    ran. Now the wait restarts from the free record (q's next renewal fails RENEW_OWNER and its lease
+    runs out inside it)."""
     return DeltaWorld(
         "delta_late_release_write",
         (HostSpec("p", (Op(A, 0, 0), Op(R)), clock_offset=100), HostSpec("q", (Op(A, 0, 4),), renewals=1, clock_offset=7),
-         HostSpec("o", (Op(A, 0, 8),), clock_offset=40)),
+         HostSpec("o", (Op(A, 0, 2),), clock_offset=40)),
+        horizon=14, hangs=1, hang_in=(R,), prompt=True,
+    )
+
+
+def late_release_fresh() -> DeltaWorld:
+    """Fixed finding 3b: as late_release_write, but o starts its acquire only after the stale free
+    record landed over q's (8 s after its own timeout here: less than host_dead): its first read saw
+    a free slot, so the old acquire joined in 2·io while q's lease ran. Now a released slot is
+    waited on too (only a never-acquired one is not)."""
+    return DeltaWorld(
+        "delta_late_release_fresh",
+        (HostSpec("p", (Op(A, 0, 0), Op(R)), clock_offset=100), HostSpec("q", (Op(A, 0, 2),), renewals=1, clock_offset=7),
+         HostSpec("o", (Op(A, 9, 12),), clock_offset=40)),
         horizon=14, hangs=1, hang_in=(R,), prompt=True,
     )
 
 
 WorldMaker = Callable[[], DeltaWorld]
-CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake, observer)
+# The issue-8 findings: two-holder paths on the old delta.py (a late write of an old record), fixed.
+FIXED: tuple[WorldMaker, ...] = (late_own_write, late_acquire_write, late_release_write, late_release_fresh)
+CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake, observer,
+                              *FIXED)
 # Two-holder paths the explorer finds in today's delta.py (pinned by test_delta_exhaustive.py; when
-# one is fixed its test fails: move the world into CI then).
-FINDINGS: tuple[WorldMaker, ...] = (late_own_write, late_acquire_write, late_release_write)
+# one is fixed its test fails: move the world into CI then). None open.
+FINDINGS: tuple[WorldMaker, ...] = ()
 
 
 def late_renewal_slow() -> DeltaWorld:

@@ -17,6 +17,8 @@ CASES: dict[str, tuple[delta_worlds.WorldMaker, type[DeltaLease]]] = {
     "no re-read after the wait": (delta_worlds.race2, delta_mutations.NoReread),
     "no waits": (delta_worlds.stall_takeover, delta_mutations.NoWait),
     "a live owner's slot taken as free": (delta_worlds.stall_takeover, delta_mutations.AcceptLiveOwner),
+    # issue 8: the old (sanlock) fast paths, each caught by the world that pins its fix
+    **{f"old fast paths, {m.__name__}": (m, delta_mutations.SanlockFastPaths) for m in delta_worlds.FIXED},
 }
 
 
