@@ -212,8 +212,12 @@ def test_a_longer_configured_fire_timeout_on_one_host_is_a_counterexample() -> N
 
 
 def test_checker_catches_a_host_id_held_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Broken: a renewal that finds its slot rewritten (RENEW_OWNER...) is retried instead of failing the
-    lockspace at once, so the first twin believes it holds the host id until 8·io."""
+    """Broken twice: the pre-issue-8 own-name fast path lets a cloned twin join (delta_mutations'
+    SanlockFastPaths), and a renewal that finds its slot rewritten (RENEW_OWNER...) is retried instead
+    of failing the lockspace at once, so the first twin believes it holds the host id until 8·io."""
+    from tests.exhaustive.delta_mutations import SanlockFastPaths
+
+    monkeypatch.setattr("lockengine.delta.DeltaLease._wait_for_owner", SanlockFastPaths._wait_for_owner)
     monkeypatch.setattr("lockengine.daemon.lockspace.CORRUPT", frozenset())
     found = first_counterexample(
         lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
