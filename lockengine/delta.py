@@ -34,6 +34,8 @@ from .storage import Storage
 from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
 GEOMETRY_PROBE = 4096
+# A slot that turned free during the busy wait is waited on once more from the free record (acquire).
+DELTA_BUSY_WAIT_RESTARTS = 1
 
 
 def read_lockspace_geometry(storage: Storage, offset: int, space_name: str, timeout: float) -> Geometry:
@@ -137,21 +139,22 @@ class DeltaLease:
     def acquire(
         self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None
     ) -> Leader:
-        """Take our host_id slot; blocks ~2·io on a free or own slot, longer if another name held it."""
+        """Take our host_id slot: ~2·io on a never-acquired slot; any other slot (held or released,
+        whoever it names, our own name included) is waited on first: the busy wait, 8·io + fire of
+        its io_timeout, then 2·io.
+
+        Stricter than sanlock (docs/ondisk.md): sanlock skips the wait when the slot names us or is
+        free, and takes a slot that turned free during the wait. Each lets a late write of an old
+        record (a slow renewal, a hung acquire or release write) hand the id to a second host while a
+        live holder's lease runs."""
         say = progress or (lambda _msg: None)
         raw, ld = self._read_slot()
         other = Timeouts(ld.io_timeout or self.io_timeout, self.fire_timeout)  # judged by its io_timeout
-        if ld.timestamp != 0 and ld.resource_name != self.host_name:
-            wait = other.delta_acquire_busy_wait
-            say(f"waiting {wait} s for host id {self.host_id}: slot last held by {ld.resource_name!r}")
-            self._sleep(wait, abort, "acquire host id")
-            raw2, ld2 = self._read_slot()
-            if raw2[:LEADER_SIZE] != raw[:LEADER_SIZE] and ld2.timestamp != 0:
-                raise LockError(
-                    "HOSTID_BUSY",
-                    f"host id {self.host_id} in {self.space_name!r} is renewed by {ld2.resource_name!r}",
-                )
-            ld = ld2
+        if ld.timestamp != 0 or ld.owner_generation != 0:
+            # Held, or released: a free record that names a holder may be a stale release write landing
+            # late over a newer holder's record, so it is waited on too. Only a never-acquired slot
+            # (generation 0: no lease write makes one) is joined at once.
+            raw, ld, other = self._wait_for_owner(raw, ld, other, abort, say)
         now = self.clock()
         ts = monotime(self.clock)
         base = replace(ld, owner_generation=ld.owner_generation + 1)
@@ -171,6 +174,35 @@ class DeltaLease:
         self._last_written = sector
         self._prev_renewal_ok = True
         return ld3
+
+    def _wait_for_owner(
+        self, raw: bytes, ld: Leader, other: Timeouts, abort: threading.Event | None, say: Callable[[str], None]
+    ) -> tuple[bytes, Leader, Timeouts]:
+        """The busy wait: the slot must stay unchanged for the owner's host_dead seconds.
+
+        A record that changed to a live timestamp is a renewing owner: HOSTID_BUSY. A record that changed
+        to *free* is a clean release or a stale release write landing late over a newer holder's record
+        (the two look alike on disk): the wait restarts from the free record, once; a newer holder's next
+        renewal then fails (RENEW_OWNER) and its lease runs out within 8·io, inside the second wait. A
+        second change means the slot is in use: HOSTID_BUSY (the caller retries)."""
+        for attempt in range(DELTA_BUSY_WAIT_RESTARTS + 1):
+            wait = other.delta_acquire_busy_wait
+            who = "released" if ld.timestamp == 0 else f"last held by {ld.resource_name!r}"
+            say(f"waiting {wait} s for host id {self.host_id}: slot {who}")
+            self._sleep(wait, abort, "acquire host id")
+            raw2, ld2 = self._read_slot()
+            if raw2[:LEADER_SIZE] == raw[:LEADER_SIZE]:
+                return raw2, ld2, other
+            if ld2.timestamp != 0 or attempt == DELTA_BUSY_WAIT_RESTARTS:
+                raise LockError(
+                    "HOSTID_BUSY",
+                    f"host id {self.host_id} in {self.space_name!r} is in use by {ld2.resource_name!r} "
+                    f"(its record changed during the {wait} s wait)",
+                )
+            # Judge the next wait by the longest io_timeout seen: the overwritten holder's is unknown.
+            io = max(ld.io_timeout, ld2.io_timeout, self.io_timeout)
+            raw, ld, other = raw2, ld2, Timeouts(io, self.fire_timeout)
+        raise AssertionError("unreachable")
 
     def adopt(self) -> Leader:
         """Take over a slot this host name holds on disk (another process of ours acquired it)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import worlds
+from . import delta_worlds, worlds
 from .explore import Result, explore
 from .world import HostSpec, World
 
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="visit children in a seeded random order")
     ap.add_argument("--no-reduce", action="store_true", help="explore operation starts in every order too")
     a = ap.parse_args(argv)
+    if a.world in delta_worlds.DEEP:  # the delta lease has its own explorer
+        return delta_worlds.main(["--world", a.world, "--max-states", str(a.max_states)])
     world = worlds.DEEP[a.world]() if a.world else generic(a.hosts, a.lvers, a.hangs, a.errors, a.crashes, a.max_io)
 
     def progress(r: Result) -> None:

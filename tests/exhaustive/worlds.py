@@ -122,3 +122,8 @@ COVERS: dict[str, tuple[str, ...]] = {
     "late_commit": ("o acquire:ok lver 2", "p acquire:ok lver 3", "p acquire:ok lver 4"),
     "late_commit_after_window": ("o acquire:ok lver 2", "p acquire:ok lver 4"),
 }
+
+# The delta-lease worlds (delta_worlds.py) run on their own explorer; __main__ dispatches to it.
+from . import delta_worlds as _delta  # noqa: E402
+
+DEEP.update(_delta.DEEP)  # type: ignore[arg-type]

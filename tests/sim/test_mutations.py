@@ -188,17 +188,17 @@ def test_stale_table_worlds_pass_with_the_real_daemon() -> None:
 
 # --------------------------------------------------------------------------- hazards the daemon cannot see
 
-def test_a_cloned_identity_is_a_counterexample_documented_not_detected() -> None:
-    """Two machines with the same stable host name and host id (a cloned VM): the second joins by the
-    fast path while the first still renews. docs/daemon.md documents it; the roles refuse duplicate
-    names in one inventory. The first twin's next renewal fails (RENEW_OWNER), but other hosts take its
-    leases at once (a newer generation says it is dead) while its holders still run."""
+def test_a_cloned_identity_is_refused_while_the_first_twin_renews() -> None:
+    """Two machines with the same stable host name and host id (a cloned VM). Before issue 8's delta
+    fix the second twin joined by the own-name fast path while the first still renewed, and other hosts
+    took the first twin's leases while its holders ran (seed 10: two_hosts). Now the second twin waits
+    the busy wait like any joiner, sees the first twin's renewals and gets HOSTID_BUSY."""
     found = first_counterexample(
         lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
                                  host_ids=[1, 1, 3, 4, 5], boot_at=[0, 600, 1, 2, 3], fault_rate=1,
                                  operator=False),
-        lambda w: None)
-    assert any(v.kind in ("two_hosts", "host_id") for v in found), found
+        lambda w: None, max_seeds=10)
+    assert found == [], found
 
 
 def test_a_longer_configured_fire_timeout_on_one_host_is_a_counterexample() -> None:
@@ -212,8 +212,12 @@ def test_a_longer_configured_fire_timeout_on_one_host_is_a_counterexample() -> N
 
 
 def test_checker_catches_a_host_id_held_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Broken: a renewal that finds its slot rewritten (RENEW_OWNER...) is retried instead of failing the
-    lockspace at once, so the first twin believes it holds the host id until 8·io."""
+    """Broken twice: the pre-issue-8 own-name fast path lets a cloned twin join (delta_mutations'
+    SanlockFastPaths), and a renewal that finds its slot rewritten (RENEW_OWNER...) is retried instead
+    of failing the lockspace at once, so the first twin believes it holds the host id until 8·io."""
+    from tests.exhaustive.delta_mutations import SanlockFastPaths
+
+    monkeypatch.setattr("lockengine.delta.DeltaLease._wait_for_owner", SanlockFastPaths._wait_for_owner)
     monkeypatch.setattr("lockengine.daemon.lockspace.CORRUPT", frozenset())
     found = first_counterexample(
         lambda s: focused_params(s, ("client_crash",), host_names=["twin", "twin", "h3", "h4", "h5"],
