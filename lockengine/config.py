@@ -147,8 +147,8 @@ def read_machine_id(paths: Sequence[str] = MACHINE_ID_PATHS) -> str | None:
 def stable_host_name(machine_id: str, nodename: str) -> str:
     """``<16 hex of HMAC-SHA256(machine-id, "lockengine host name")>.<nodename>``, at most 47 bytes.
 
-    Same machine id and node name → same name on every start, so a restarted host reacquires its own
-    delta lease at once (sanlock's "fast reacquire"). The node name keeps hosts cloned from one image
+    Same machine id and node name → same name on every start, so a restarted host finds its own slot
+    again (it still waits on it like any held slot: delta.py, no fast reacquire). The node name keeps hosts cloned from one image
     (same machine id) apart. Characters not allowed in host names become '-'.
     """
     digest = hmac.new(machine_id.strip().lower().encode("ascii"), _HOST_NAME_KEY, hashlib.sha256).hexdigest()[:16]

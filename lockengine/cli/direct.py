@@ -105,7 +105,7 @@ def _open(path: str, readonly: bool = False) -> Iterator[DirectStorage]:
 
 def our_host_name(args: argparse.Namespace) -> str:
     """--host-name, else the name lockengined would use (config file, else derived from machine-id),
-    so a host id taken here is the daemon's own slot and it rejoins on the fast path."""
+    so a host id taken here is the daemon's own slot."""
     if args.host_name:
         return str(args.host_name)
     return load_config().host_name

@@ -7,8 +7,8 @@ marker its predecessor left in /run/lockengine and refuses: it does not pet, doe
 why in ``status``. The watchdog resets node1, and node2 gets the lease only after that reset.
 
 The second test removes the marker before the restart (what the daemon did before the fix): the new
-daemon pets and rejoins by the fast path, and node2 takes the lease while node1's holder still runs —
-the hole the marker closes, shown on real processes.
+daemon pets and rejoins (after the busy wait on its own slot, then generation + 1), and node2 takes the
+lease while node1's holder still runs — the hole the marker closes, shown on real processes.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_without_the_marker_another_host_takes_the_lease_while_the_holder_runs(c
     must(c, "node1", f"kill -9 {daemon_pid}; rm -f /run/lockengine/armed")  # the daemon before the fix
     start_daemon(c, "node1")
     wait_for("the new daemon", lambda: status(c, "node1"), 30)
-    must(c, "node1", f"{LE} client add_lockspace -s LS:1:{DISK}:0")  # fast path: generation + 1
+    must(c, "node1", f"{LE} client add_lockspace -s LS:1:{DISK}:0")  # busy wait on our own slot, then generation + 1
     took = node2_takes(c, res, timeout=HOST_DEAD * 2)
     assert took is not None, "node2 did not take the lease: the hole this test shows is closed another way"
     rc, _, _ = c.run("node1", f"kill -0 {holder}", timeout=30)

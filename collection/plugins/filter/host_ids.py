@@ -5,8 +5,8 @@
 
 Rules, in order (DESIGN §3):
 1. an explicit id (hostvar lockengine_host_id) wins;
-2. otherwise the slot already owned on disk by the host's stable lockengine name, so a rejoin takes
-   sanlock's fast path instead of waiting 140 s for a foreign slot to age out;
+2. otherwise the slot already owned on disk by the host's stable lockengine name, so a rejoining host
+   keeps its id and never takes a slot another name holds;
 3. otherwise the lowest free slot.
 and a proof that the result is unique in the play and on disk: no two play hosts share an id or a name,
 and no host is given a slot that the disk shows in use by another name.
