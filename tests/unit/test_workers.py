@@ -3,11 +3,14 @@ limit and no further, a failing task is logged and the pool keeps serving."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import pytest
 
+from lockengine.daemon import workers
+from lockengine.daemon.log import ROOT_LOGGER
 from lockengine.daemon.workers import WorkerPool
 
 
@@ -34,7 +37,20 @@ def test_tasks_run_concurrently_up_to_the_limit_and_queue_beyond_it() -> None:
     pool.shutdown()
 
 
-def test_idle_threads_are_reused_and_a_failing_task_does_not_stop_the_pool(caplog: pytest.LogCaptureFixture) -> None:
+def test_idle_threads_are_reused_and_a_failing_task_does_not_stop_the_pool(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An earlier test in the same process may have run the daemon's setup_logging (propagate off) or
+    # raised a logger's level: collect the pool's records at its own logger.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    pool_log = logging.getLogger(workers.log.name)
+    monkeypatch.setattr(pool_log, "disabled", False)
+    monkeypatch.setattr(pool_log, "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(ROOT_LOGGER), "level", logging.DEBUG)
+    pool_log.addHandler(handler)
+    monkeypatch.setattr(logging.root.manager, "disable", logging.NOTSET)
     pool = WorkerPool(8, "t")
     ran = threading.Semaphore(0)
 
@@ -52,7 +68,8 @@ def test_idle_threads_are_reused_and_a_failing_task_does_not_stop_the_pool(caplo
     pool.submit(done.set)
     assert done.wait(10)
     assert pool.threads() == 1  # one task at a time: the idle thread took each next one
-    assert "background task boom failed" in caplog.text
+    pool_log.removeHandler(handler)
+    assert any("background task boom failed" in r.getMessage() for r in records)
     pool.shutdown()
 
 
