@@ -285,8 +285,10 @@ class Lockspace:
             log.error("s %s: join failed: %s", self.label, exc)
             if self._storage is not None:
                 self._storage.close()
-            self.joined.set_exception(exc)
+            # Gone from the daemon's table (with its error remembered) before the caller hears of the
+            # failure: an inq_lockspace right after the reply must not still find it.
             self.hooks.lockspace_ended(self)
+            self.joined.set_exception(exc)
             return False
         self._last_attempt = self.clock()
         return True
