@@ -1,13 +1,16 @@
 """lockengine and the real sanlock side by side, on one loop device, in one run.
 
     python -m devkit.bench.compare [--count 50] [--io-timeout 10] [--lockspaces 10] [--leases 100]
-                                       [--idle-seconds 60] [--clients 1,8,32] [--resources 400] [--json]
+                                       [--idle-seconds 60] [--clients 1,8,32] [--resources 400]
+                                       [--growth 1,10,100] [--growth-idle 10] [--held-leases 10,1000,4000] [--json]
 
 Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
-Python binding, our Python client), the time to join a free host-id slot, acquires/s and releases/s
-with 1, 8 and 32 concurrent client processes over RESOURCES leases (throughput.py; both daemons
+Python binding, our Python client), the time to join a never-used host-id slot and to rejoin the one
+it released, acquires/s and releases/s with 1, 8 and 32 concurrent client processes over RESOURCES leases (throughput.py; both daemons
 run at once and the client counts alternate between them, so a noisy machine hits both alike), and
-the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; then
+the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; how RSS,
+threads and idle CPU grow with joined lockspaces (--growth) and with leases held in one lockspace
+(--held-leases), also after idling and after removing them, with the slope of each growth; then
 lockengine/sanlock ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and
 python3-sanlock.
 """
@@ -204,11 +207,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = [int(x) for x in args.growth.split(",") if x]
     growth_base = tp_base + 2 * (n_res + 1) * MiB
     hold_base = growth_base + 2 * max(steps, default=0) * MiB
-    size = hold_base + 2 * n_ls * (n_leases + 1) * MiB + 8 * MiB
+    held_steps = [int(x) for x in args.held_leases.split(",") if x]
+    held_base = hold_base + 2 * n_ls * (n_leases + 1) * MiB
+    n_held = max(held_steps, default=0)
+    size = held_base + 2 * (n_held + 1) * MiB + 8 * MiB
     work = Path(tempfile.mkdtemp(prefix="lockengine-bench-", dir="/var/tmp"))
     results: dict[str, Any] = {"io_timeout": io, "count": args.count, "lockspaces": n_ls, "leases": n_leases,
                                "clients": clients, "resources": n_res, "growth": steps,
-                               "growth_idle": args.growth_idle}
+                               "growth_idle": args.growth_idle, "held_leases": held_steps}
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, True)
         loop = LoopDevice(work / "disk.img", size)
@@ -231,6 +237,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
         for name, off, resources in sl_layout + le_layout:
             init_areas(path, name, off, resources, io)
+        held_layouts = {side: hold_layout(held_base + i * (n_held + 1) * MiB, 1, n_held)[0] if held_steps else None
+                        for i, side in enumerate(("sanlock", "lockengine"))}
+        for layout in held_layouts.values():
+            if layout is not None:
+                init_areas(path, layout[0], layout[1], layout[2], io)
 
         def say(message: str) -> None:
             if not args.json:
@@ -254,7 +265,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rounds["sanlock"].append(json.loads(out.stdout))
             rounds["lockengine"].append(lockengine_latency(le, path, 2 * MiB, 3 * MiB, args.count, io))
         for side, pair in rounds.items():
-            results[side].update({k: statistics.mean(f[k] for f in pair) for k in pair[0]})
+            results[side].update({k: statistics.mean(f[k] for f in pair) for k in pair[0] if k != "join_s"})
+            # Round 1 joins a never-used host-id slot; round 2 rejoins the slot round 1 released.
+            results[side].update(join_new_s=pair[0]["join_s"], rejoin_released_s=pair[1]["join_s"])
 
         say("== CLI: client status (median of 15 process runs each, taking turns)")
         for side, figures in cli_figures(sl, le, work / "pycache").items():
@@ -267,6 +280,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if steps:
             for side, figures in growth(sl, le, path, gbases, steps, args.growth_idle, io, say).items():
+                results[side].update(figures)
+
+        if held_steps:
+            for side, figures in held_growth(sl, le, path, held_layouts, held_steps, args.growth_idle, io,
+                                             say).items():
                 results[side].update(figures)
 
         if n_ls:
@@ -283,6 +301,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["lockengine"].update(held_figures(le.pid, args.idle_seconds))
             finally:
                 c.close()
+    for side in ("sanlock", "lockengine"):
+        results[side].update(slopes(results[side], steps, held_steps))
     ratios = {}
     for key, a in results["lockengine"].items():
         b = results["sanlock"].get(key)
@@ -356,6 +376,74 @@ def growth(sl: SanlockDaemon, le: LockengineDaemon, path: str, bases: dict[str, 
     return out
 
 
+def held_growth(sl: SanlockDaemon, le: LockengineDaemon, path: str,
+                layouts: dict[str, tuple[str, int, list[tuple[str, int]]] | None], steps: list[int], idle: float,
+                io: int, say: Any) -> dict[str, dict[str, float]]:
+    """RSS, threads and idle CPU with 10 / 1 000 / 4 000 ... leases held in one lockspace by one
+    registered client, the daemons taking turns at each step; then after releasing them all."""
+    out: dict[str, dict[str, float]] = {"sanlock": {}, "lockengine": {}}
+    sl_layout, le_layout = layouts["sanlock"], layouts["lockengine"]
+    assert sl.proc is not None and sl_layout is not None and le_layout is not None
+    leases = ",".join(f"{res}={off}" for res, off in sl_layout[2])
+    holder = subprocess.Popen(
+        ["/usr/bin/python3", str(SIDE_SCRIPT), "holdsteps", sl_layout[0], path, str(sl_layout[1]), str(io), "1", leases],
+        env=sl.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+
+    def tell(line: str) -> str:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write(line + "\n")
+        holder.stdin.flush()
+        return holder.stdout.readline().strip()
+
+    try:
+        if (said := holder.stdout.readline().strip()) != "ready":
+            raise RuntimeError(f"sanlock holder said {said!r}")
+        name, ls_off, resources = le_layout
+        with Client(le.socket, timeout=600) as c:
+            c.add_lockspace(name, 1, path, ls_off, io_timeout=io)
+            c.register("bench-held")
+            held = 0
+            for n in steps:
+                say(f"== held leases: {n} in one lockspace, then {idle:g} s idle: sanlock, then lockengine")
+                if (said := tell(f"acquire {n}")) != f"held {n}":
+                    raise RuntimeError(f"sanlock holder said {said!r}")
+                out["sanlock"].update({f"{k}_held{n}": v for k, v in held_figures(sl.proc.pid, idle).items()})
+                for res, off in resources[held:n]:
+                    c.acquire([f"{name}:{res}:{path}:{off}"])
+                held = n
+                out["lockengine"].update({f"{k}_held{n}": v for k, v in held_figures(le.pid, idle).items()})
+            say(f"== held leases: releasing the {held}")
+            if (said := tell("release")) != "released":
+                raise RuntimeError(f"sanlock holder said {said!r}")
+            c.release()
+            time.sleep(2)
+            for side, pid in (("sanlock", sl.proc.pid), ("lockengine", le.pid)):
+                out[side].update({"rss_mib_released": rss_mib(pid), "threads_released": float(threads(pid))})
+    finally:
+        holder.kill()
+        holder.wait()
+    return out
+
+
+def slopes(fig: dict[str, float], steps: list[int], held_steps: list[int]) -> dict[str, float]:
+    """How steeply each figure grows: per added lockspace (first to last growth step) and per 1 000
+    held leases (first to last held step). A growth row no steeper than sanlock's has ratio <= 1."""
+    out: dict[str, float] = {}
+    for keys, points, per, suffix in ((("rss_mib", "idle_rss_mib", "threads", "idle_cpu_percent"), steps, 1, "ls"),
+                                      (("rss_mib", "idle_rss_mib", "threads", "idle_cpu_percent"), held_steps, 1000,
+                                       "held")):
+        if len(points) < 2:
+            continue
+        lo, hi = points[0], points[-1]
+        for k in keys:
+            a, b = fig.get(f"{k}_{suffix}{lo}"), fig.get(f"{k}_{suffix}{hi}")
+            if a is not None and b is not None:
+                out[f"{k}_slope_{suffix}"] = (b - a) * per / (hi - lo)
+    return out
+
+
 def held_figures(pid: int, idle_seconds: float) -> dict[str, float]:
     """RSS and threads while holding, idle CPU over ``idle_seconds``, and RSS after that idle time."""
     out = {"rss_mib": rss_mib(pid), "threads": float(threads(pid))}
@@ -382,7 +470,8 @@ def render(r: dict[str, Any]) -> str:
     rows = [
         ("acquire median (ms)", "acquire_ms", "{:.2f}"),
         ("release median (ms)", "release_ms", "{:.2f}"),
-        ("join free slot (s)", "join_s", "{:.2f}"),
+        ("join a never-used host-id slot (s)", "join_new_s", "{:.2f}"),
+        ("rejoin the slot it released (s)", "rejoin_released_s", "{:.2f}"),
     ]
     for n in r["clients"]:
         rows.append((f"acquires/s, {n} client(s)", f"acquire_per_s_{n}", "{:.0f}"))
@@ -407,7 +496,22 @@ def render(r: dict[str, Any]) -> str:
         ]
     if r["growth"]:
         rows += [("RSS after removing them (MiB)", "rss_mib_removed", "{:.1f}"),
-                 ("threads after removing them", "threads_removed", "{:.0f}")]
+                 ("threads after removing them", "threads_removed", "{:.0f}"),
+                 ("slope: RSS per added lockspace (MiB)", "rss_mib_slope_ls", "{:.3f}"),
+                 ("  idle RSS per added lockspace (MiB)", "idle_rss_mib_slope_ls", "{:.3f}"),
+                 ("  threads per added lockspace", "threads_slope_ls", "{:.2f}"),
+                 ("  idle CPU per added lockspace (%)", "idle_cpu_percent_slope_ls", "{:.4f}")]
+    for n in r.get("held_leases", []):
+        rows += [
+            (f"RSS, {n} leases held (MiB)", f"rss_mib_held{n}", "{:.1f}"),
+            (f"  after {r['growth_idle']:g} s idle (MiB)", f"idle_rss_mib_held{n}", "{:.1f}"),
+            ("  threads", f"threads_held{n}", "{:.0f}"),
+            ("  idle CPU (% of a core)", f"idle_cpu_percent_held{n}", "{:.2f}"),
+        ]
+    if r.get("held_leases"):
+        rows += [("RSS after releasing them (MiB)", "rss_mib_released", "{:.1f}"),
+                 ("slope: RSS per 1000 held leases (MiB)", "rss_mib_slope_held", "{:.3f}"),
+                 ("  idle CPU per 1000 held leases (%)", "idle_cpu_percent_slope_held", "{:.4f}")]
     out = [f"device {r['device']}, io_timeout {r['io_timeout']} s, n={r['count']}, {r['resources']} leases for "
            "throughput",
            f"{'':38} {'lockengine':>12} {'sanlock':>12} {'ratio':>8}"]
@@ -436,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--growth", default="1,10,100", help="lockspace counts for the growth rows (default 1,10,100; "
                    "empty: skip)")
     p.add_argument("--growth-idle", type=float, default=10, help="idle seconds per growth step (default 10)")
+    p.add_argument("--held-leases", default="10,1000,4000", help="lease counts held in one lockspace for the "
+                   "held-leases rows (default 10,1000,4000; empty: skip; each lease is a 1 MiB area per daemon)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     r = run(args)

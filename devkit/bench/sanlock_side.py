@@ -4,6 +4,9 @@ Standalone on purpose: it imports nothing from lockengine, so it measures only s
 
   sanlock_side.py latency PATH LS_OFF RES_OFF COUNT IO_TIMEOUT HOST_ID
   sanlock_side.py holdspec PATH IO_TIMEOUT HOST_ID SPEC_JSON   (prints "ready", holds until killed)
+  sanlock_side.py holdsteps LS PATH LS_OFF IO_TIMEOUT HOST_ID RES=OFF[,...]   (joins LS, prints "ready"; per
+                                                  "acquire N" line holds the first N leases, answering
+                                                  "held N"; "release" releases all: "released")
   sanlock_side.py worker LS PATH OFF[,OFF...]   (throughput.py's client: "ready", then per "go" line
                                                   acquires, then releases, each answered "done N")
 Prints one JSON document (latency) or "ready" then sleeps (hold).
@@ -52,6 +55,28 @@ def hold(path: str, io: int, host_id: int, spec: str) -> None:
         time.sleep(3600)
 
 
+def holdsteps(ls: str, path: str, ls_off: int, io: int, host_id: int, leases: list[tuple[str, int]]) -> None:
+    """Leases held in growing steps by one registered process (the bench's held-leases rows)."""
+    sanlock.add_lockspace(ls.encode(), host_id, path, ls_off, iotimeout=io)
+    fd = sanlock.register()
+    held = 0
+    print("ready", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["acquire"]:
+            for res, off in leases[held:int(words[1])]:
+                sanlock.acquire(ls.encode(), res.encode(), [(path, off)], slkfd=fd)
+            held = max(held, int(words[1]))
+            print(f"held {held}", flush=True)
+        elif words[:1] == ["release"]:
+            for res, off in leases[:held]:
+                sanlock.release(ls.encode(), res.encode(), [(path, off)], slkfd=fd)
+            held = 0
+            print("released", flush=True)
+        else:
+            return
+
+
 def worker(ls: str, path: str, offsets: list[int]) -> None:
     fd = sanlock.register()
     names = [(f"T{off}".encode(), off) for off in offsets]
@@ -70,6 +95,9 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "worker":
         worker(args[0], args[1], [int(x) for x in args[2].split(",")])
+    elif mode == "holdsteps":
+        leases = [(res, int(off)) for res, off in (x.split("=") for x in args[5].split(","))]
+        holdsteps(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), leases)
     elif mode == "latency":
         latency(args[0], int(args[1]), int(args[2]), int(args[3]), int(args[4]), int(args[5]))
     else:

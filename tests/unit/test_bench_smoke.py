@@ -4,7 +4,7 @@ in CI (it needs sanlock, a loop device and minutes)."""
 
 from __future__ import annotations
 
-from devkit.bench.compare import render
+from devkit.bench.compare import render, slopes
 from devkit.bench.throughput import shares
 
 
@@ -30,3 +30,25 @@ def test_the_report_shows_each_measured_figure_and_its_ratio() -> None:
     assert lines["acquires/s, 8 client(s)"].split()[-1] == "0.50x"
     assert lines["RSS, 10 lockspace(s) (MiB)"].split()[-1] == "2.00x"
     assert out.splitlines()[-1].endswith("2.00x")  # client status / bare interpreter
+
+
+def test_growth_slopes_are_per_added_lockspace_and_per_thousand_held_leases() -> None:
+    fig = {"rss_mib_ls1": 30.0, "rss_mib_ls101": 80.0, "threads_ls1": 12.0, "threads_ls101": 112.0,
+           "rss_mib_held10": 40.0, "rss_mib_held4010": 60.0, "idle_cpu_percent_held10": 1.0,
+           "idle_cpu_percent_held4010": 1.0}
+    out = slopes(fig, [1, 101], [10, 4010])
+    assert out["rss_mib_slope_ls"] == 0.5 and out["threads_slope_ls"] == 1.0
+    assert out["rss_mib_slope_held"] == 5.0 and out["idle_cpu_percent_slope_held"] == 0.0
+    assert "idle_rss_mib_slope_ls" not in out  # a figure not measured has no slope
+    assert slopes(fig, [1], []) == {}  # one step: nothing to compare
+
+
+def test_the_report_shows_the_held_leases_rows() -> None:
+    le = {"rss_mib_held10": 40.0, "rss_mib_held1000": 50.0, "rss_mib_slope_held": 10.0}
+    sl = {"rss_mib_held10": 20.0, "rss_mib_held1000": 25.0, "rss_mib_slope_held": 5.0}
+    out = render({"device": "/dev/loopX", "io_timeout": 1, "count": 5, "resources": 0, "clients": [],
+                  "lockspaces": 0, "leases": 0, "growth": [], "growth_idle": 1.0, "held_leases": [10, 1000],
+                  "lockengine": le, "sanlock": sl, "ratio_lockengine_to_sanlock": {k: le[k] / sl[k] for k in sl}})
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
+    assert lines["RSS, 1000 leases held (MiB)"].split()[-1] == "2.00x"
+    assert lines["slope: RSS per 1000 held leases (MiB)"].split()[-1] == "2.00x"
