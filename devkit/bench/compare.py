@@ -6,9 +6,9 @@
 
 Prints, for both daemons: median acquire and release latency through their client APIs (sanlock's
 Python binding, our Python client), the time to join a never-used host-id slot and to rejoin the one
-it released, acquires/s and releases/s with 1, 8 and 32 concurrent client processes over RESOURCES leases (throughput.py; both daemons
-run at once and the client counts alternate between them, so a noisy machine hits both alike), and
-the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; how RSS,
+it released, acquires/s and releases/s with 1, 8 and 32 concurrent client processes over RESOURCES
+leases (throughput.py; both daemons run at once and the client counts alternate between them, so a
+noisy machine hits both alike), and the daemon's RSS and idle CPU while it holds LOCKSPACES lockspaces with LEASES leases each; how RSS,
 threads and idle CPU grow with joined lockspaces (--growth) and with leases held in one lockspace
 (--held-leases), also after idling and after removing them, with the slope of each growth; then
 lockengine/sanlock ratios. A measurement, never a test assertion. Needs root (losetup), sanlock and
