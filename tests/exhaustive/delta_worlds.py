@@ -144,7 +144,7 @@ def rejoin_after_release() -> DeltaWorld:
         "delta_rejoin_after_release",
         (HostSpec("p", (Op(A, 0, 0), Op(R, 2, 4), Op(A)), renewals=1, clock_offset=100),
          HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
-        horizon=20, hangs=1, hang_in=(R,), prompt=True,
+        horizon=16, hangs=1, hang_in=(R,), prompt=True,
     )
 
 
@@ -154,8 +154,8 @@ def rejoin_race() -> DeltaWorld:
     return DeltaWorld(
         "delta_rejoin_race",
         (HostSpec("p", (Op(A, 0, 0), Op(R, 2, 3), Op(A)), renewals=1, clock_offset=100),
-         HostSpec("q", (Op(A, 0, 5),), renewals=1, clock_offset=7)),
-        horizon=18, errors=1, prompt=True,
+         HostSpec("q", (Op(A, 0, 4),), renewals=1, clock_offset=7)),
+        horizon=16, errors=1, prompt=True,
     )
 
 
