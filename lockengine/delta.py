@@ -68,7 +68,10 @@ class DeltaLease:
         fire_timeout: int = DEFAULT_FIRE_TIMEOUT,
         clock: Clock = time.monotonic,
         sleep: Callable[[float, threading.Event | None, str], None] = abortable_sleep,
+        released: bytes | None = None,
     ) -> None:
+        """``released``: the record a clean release of this slot by this daemon left on disk (its
+        ``released`` after ``release``), which lets ``acquire`` rejoin without the busy wait."""
         encode_name(space_name, "lockspace name")
         encode_name(host_name, "host_name")
         if not 1 <= io_timeout <= 255:
@@ -94,6 +97,7 @@ class DeltaLease:
         self._bits: dict[int, float] = {}
         self._event = (0, 0, 0)
         self._lock = threading.Lock()
+        self.released = released
 
     # ------------------------------------------------------------------ helpers
 
@@ -139,9 +143,10 @@ class DeltaLease:
     def acquire(
         self, abort: threading.Event | None = None, progress: Callable[[str], None] | None = None
     ) -> Leader:
-        """Take our host_id slot: ~2·io on a never-acquired slot; any other slot (held or released,
-        whoever it names, our own name included) is waited on first: the busy wait, 8·io + fire of
-        its io_timeout, then 2·io.
+        """Take our host_id slot: ~2·io on a never-acquired slot or on the record our own clean
+        release left (``released``, byte for byte); any other slot (held or released, whoever it
+        names, our own name included) is waited on first: the busy wait, 8·io + fire of its
+        io_timeout, then 2·io.
 
         Stricter than sanlock (docs/ondisk.md): sanlock skips the wait when the slot names us or is
         free, and takes a slot that turned free during the wait. Each lets a late write of an old
@@ -150,10 +155,12 @@ class DeltaLease:
         say = progress or (lambda _msg: None)
         raw, ld = self._read_slot()
         other = Timeouts(ld.io_timeout or self.io_timeout, self.fire_timeout)  # judged by its io_timeout
-        if ld.timestamp != 0 or ld.owner_generation != 0:
+        ours = self._our_clean_release(raw)
+        self.released = None  # one use: a retry after a failed join waits
+        if (ld.timestamp != 0 or ld.owner_generation != 0) and not ours:
             # Held, or released: a free record that names a holder may be a stale release write landing
             # late over a newer holder's record, so it is waited on too. Only a never-acquired slot
-            # (generation 0: no lease write makes one) is joined at once.
+            # (generation 0: no lease write makes one) or our own clean release is joined at once.
             raw, ld, other = self._wait_for_owner(raw, ld, other, abort, say)
         now = self.clock()
         ts = monotime(self.clock)
@@ -203,6 +210,11 @@ class DeltaLease:
             io = max(ld.io_timeout, ld2.io_timeout, self.io_timeout)
             raw, ld, other = raw2, ld2, Timeouts(io, self.fire_timeout)
         raise AssertionError("unreachable")
+
+    def _our_clean_release(self, raw: bytes) -> bool:
+        """The slot holds, byte for byte, the record our clean release wrote (see ``release``): no
+        write has landed on it since, so joining it is the race for a never-acquired slot."""
+        return self.released is not None and raw == self.released
 
     def adopt(self) -> Leader:
         """Take over a slot this host name holds on disk (another process of ours acquired it)."""
@@ -261,8 +273,15 @@ class DeltaLease:
         last = decode_delta_sector(self._last_written, 0).leader
         sector = DeltaRecord(replace(last, timestamp=0)).encode_sector(self.geometry.sector_size)
         self.storage.write(self.slot_offset, sector, self.io_timeout)
+        done = self.clock()
         self._last_written = None
         self._prev_renewal_ok = False
+        # A clean release: it landed before our lease expired. No other host writes a slot before it
+        # stayed unchanged for host_dead (8·io + fire) after our last renewal, so none can have written
+        # it before this record landed; only this release writes this record, and it has completed.
+        # While the slot still holds it byte for byte, nobody has written it since (acquire's rejoin).
+        # A release that timed out or failed, or landed after expiry, leaves nothing: the busy wait.
+        self.released = sector if done < self.timeouts.expiry(self.last_success) else None
 
 
 # ---------------------------------------------------------------------- liveness

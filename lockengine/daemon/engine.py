@@ -27,7 +27,7 @@ from .armed import ArmedMarker, ArmedState, refusal_message
 from .clients import Client, ClientRegistry, PeerCred
 from .counters import CAUSE_RENEWAL, CAUSE_REQUEST, ESCALATION, STEP_REQUEST, STEP_WATCHDOG, Counters
 from .escalation import Action, Supervisor, signal_holder
-from .lockspace import Lockspace
+from .lockspace import CleanReleases, Lockspace
 from .log import RingHandler, get_logger
 from .orphans import EXTERNAL
 from .proc import SYSTEM_PROCESSES, SYSTEM_RUNTIME, ProcessControl, Runtime
@@ -76,6 +76,7 @@ class Daemon:
         self.clients = ClientRegistry(processes)
         self.storages = StoragePool(runtime.open_storage)
         self.lockspaces: dict[str, Lockspace] = {}
+        self.clean_releases = CleanReleases()  # rejoins without the busy wait (lockspace.py)
         self.last_errors: dict[str, dict[str, object]] = {}
         self._ls_lock = threading.Lock()
         self.counters = Counters()
@@ -265,7 +266,7 @@ class Daemon:
                 spec, host_name=self.config.host_name, timeouts=timeouts, watchdog=self.watchdog, hooks=self,
                 # Renewals share the path's lease handle (storage.Borrowed): no thread or buffer of their own.
                 renewal_storage=lambda: Borrowed(self.storages.get(spec.path)),
-                query_storage=self.storages.get(spec.path), runtime=self.runtime,
+                query_storage=self.storages.get(spec.path), runtime=self.runtime, releases=self.clean_releases,
             )
             self.lockspaces[spec.name] = ls
             self.last_errors.pop(spec.name, None)

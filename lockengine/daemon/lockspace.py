@@ -75,6 +75,31 @@ class TimedStorage:
         self.inner.close()
 
 
+class CleanReleases:
+    """What this daemon's clean releases left in each host-id slot (``DeltaLease.released``), so a
+    later join of the same slot, under the same host name, can skip the busy wait while the slot
+    still holds that record byte for byte (delta.py). Memory only: a restarted daemon waits."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, int, int, str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(spec: LockspaceSpec, host_name: str) -> tuple[str, int, int, str, str]:
+        return spec.path, spec.offset, spec.host_id, spec.name, host_name
+
+    def remember(self, key: tuple[str, int, int, str, str], record: bytes | None) -> None:
+        with self._lock:
+            if record is None:
+                self._records.pop(key, None)
+            else:
+                self._records[key] = record
+
+    def take(self, key: tuple[str, int, int, str, str]) -> bytes | None:
+        with self._lock:
+            return self._records.pop(key, None)
+
+
 class LockspaceHooks(Protocol):
     """What the daemon does when a lockspace changes state."""
 
@@ -110,6 +135,7 @@ class Lockspace:
         renewal_storage: Callable[[], Storage],
         query_storage: Storage,
         runtime: Runtime = SYSTEM_RUNTIME,
+        releases: CleanReleases | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -123,6 +149,8 @@ class Lockspace:
         self.wd_name = f"lockengine_{spec.name}:{spec.host_id}"
         self.runtime = runtime
         self.clock = runtime.clock
+        self._releases = releases or CleanReleases()
+        self._slot = CleanReleases.key(spec, host_name)
 
         self.state = LockspaceState.ADD
         self.closing = False  # rem_lockspace is stopping the holders: refuse new acquires
@@ -309,7 +337,7 @@ class Lockspace:
         delta = DeltaLease(
             self._storage, self.name, self.host_id, self.spec.offset, host_name=self.host_name,
             io_timeout=self.io_timeout, fire_timeout=self.timeouts.fire_timeout, clock=self.clock,
-            sleep=self.runtime.sleep,
+            sleep=self.runtime.sleep, released=self._releases.take(self._slot),
         )
         self.delta = delta
         delta.acquire(abort=self._stop, progress=self._progress)
@@ -335,6 +363,7 @@ class Lockspace:
         if not joined:  # removed while the acquire finished: give the slot straight back
             try:
                 delta.release()
+                self._releases.remember(self._slot, delta.released)
             except (LockError, OSError) as exc:
                 log.error("s %s: releasing the host id after a cancelled join failed: %s", self.label, exc)
             raise LockError("EAGAIN", f"lockspace {self.name} was removed while joining")
@@ -430,7 +459,9 @@ class Lockspace:
         if self._release_on_stop and self.delta is not None:
             try:
                 self.delta.release()
-                log.info("s %s: host id released", self.label)
+                self._releases.remember(self._slot, self.delta.released)
+                log.info("s %s: host id released%s", self.label,
+                         "" if self.delta.released else " (after its lease's expiry: a rejoin waits)")
             except (LockError, OSError) as exc:
                 log.error("s %s: releasing the host id failed: %s", self.label, exc)
         self.forget()

@@ -11,7 +11,7 @@ from typing import Any
 
 from lockengine.delta import DeltaLease, HostTable
 from lockengine.errors import LockError
-from lockengine.ondisk import LEADER_SIZE, Leader
+from lockengine.ondisk import LEADER_SIZE, DeltaRecord, Leader, decode_delta_sector
 from lockengine.storage import Storage
 from lockengine.timeouts import Timeouts
 
@@ -103,3 +103,28 @@ class TableMissesRenewals(HostTable):
     def _note(self, host_id: int, rec: bytes, now: float) -> None:
         if host_id not in self._info:
             super()._note(host_id, rec, now)
+
+
+class TrustsOwnReleasedName(DeltaLease):
+    """The rejoin fast path on any released record that names us (sanlock's rule), not only on the
+    exact record our own clean release left: a late release write of ours that landed over a newer
+    holder's record then looks like a clean release."""
+
+    def _our_clean_release(self, raw: bytes) -> bool:
+        ld = decode_delta_sector(raw, 0).leader
+        return ld.timestamp == 0 and ld.resource_name == self.host_name
+
+
+class RemembersUnfinishedRelease(DeltaLease):
+    """A release that keeps its record for the fast rejoin before knowing it landed in time: also
+    when its write timed out (it may still land, late, over a newer holder's record)."""
+
+    def release(self) -> None:
+        written = self._last_written
+        try:
+            super().release()
+        except (LockError, OSError):
+            if written is not None:
+                last = decode_delta_sector(written, 0).leader
+                self.released = DeltaRecord(replace(last, timestamp=0)).encode_sector(self.geometry.sector_size)
+            raise

@@ -497,7 +497,10 @@ class Run:
                 if h.lease is None:
                     return self._set(s, i, h)
             if op == "acquire":
-                h = replace(h, lease=None, belief=None)  # a new DeltaLease, as the daemon's join makes
+                # A new DeltaLease, as the daemon's join makes, handed the record of this incarnation's
+                # last clean release (the daemon's CleanReleases; a restart forgets it).
+                released = dict(h.lease or ()).get("released")
+                h = replace(h, lease=(("released", released),) if released is not None else None, belief=None)
             if log is not None:
                 log.append(f"T={s.t} {name} starts {op}")
             h = replace(h, op=op, op_t=s.t, inputs=())

@@ -136,11 +136,36 @@ def late_release_fresh() -> DeltaWorld:
     )
 
 
+def rejoin_after_release() -> DeltaWorld:
+    """p joins, releases and joins again (the daemon's rem_lockspace then add_lockspace), the rejoin
+    without the busy wait when the slot still holds p's own clean release record; p's release write
+    may hang and land late, after q (starting in 0..3) took the id over: p's rejoin must then wait."""
+    return DeltaWorld(
+        "delta_rejoin_after_release",
+        (HostSpec("p", (Op(A, 0, 0), Op(R, 2, 4), Op(A)), renewals=1, clock_offset=100),
+         HostSpec("q", (Op(A, 0, 3),), renewals=1, clock_offset=7)),
+        horizon=16, hangs=1, hang_in=(R,), prompt=True,
+    )
+
+
+def rejoin_race() -> DeltaWorld:
+    """p releases cleanly and rejoins at once while q, which saw the released record, races for
+    the id; an I/O error may hit any one read or write."""
+    return DeltaWorld(
+        "delta_rejoin_race",
+        (HostSpec("p", (Op(A, 0, 0), Op(R, 2, 3), Op(A)), renewals=1, clock_offset=100),
+         HostSpec("q", (Op(A, 0, 4),), renewals=1, clock_offset=7)),
+        horizon=16, errors=1, prompt=True,
+    )
+
+
 WorldMaker = Callable[[], DeltaWorld]
 # The issue-8 findings: two-holder paths on the old delta.py (a late write of an old record), fixed.
 FIXED: tuple[WorldMaker, ...] = (late_own_write, late_acquire_write, late_release_write, late_release_fresh)
+# The fast rejoin of a slot our own clean release left (DeltaLease.released).
+REJOIN: tuple[WorldMaker, ...] = (rejoin_after_release, rejoin_race)
 CI: tuple[WorldMaker, ...] = (race2, race3, stall_takeover, crash_restart, late_renewal, release_retake, observer,
-                              *FIXED)
+                              *FIXED, *REJOIN)
 # Two-holder paths the explorer finds in today's delta.py (pinned by test_delta_exhaustive.py; when
 # one is fixed its test fails: move the world into CI then). None open.
 FINDINGS: tuple[WorldMaker, ...] = ()

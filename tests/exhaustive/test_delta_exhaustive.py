@@ -60,3 +60,13 @@ def test_no_finding_is_open() -> None:
     delta.py goes into FINDINGS with a test that expects its counterexample."""
     assert delta_worlds.FINDINGS == ()
     assert set(delta_worlds.FIXED) <= set(delta_worlds.CI)
+
+
+def test_a_clean_release_is_rejoined_without_the_busy_wait_in_the_world() -> None:
+    """Not vacuous: the rejoin worlds do take the fast path (p releases at T=2 and holds again at
+    T=4, generation 2: no 9 s wait), so their 0 violations cover it."""
+    steps = [("start", 0), ("io", 0), ("io", 0), ("tick", -1), ("tick", -1), ("io", 0), ("io", 0),
+             ("start", 0), ("io", 0), ("io", 0),
+             ("start", 0), ("io", 0), ("io", 0), ("tick", -1), ("tick", -1), ("io", 0), ("io", 0)]
+    v, log = replay(delta_worlds.rejoin_race(), steps)
+    assert v is None and "T=4 p holds host id 1 gen 2 (last_success 102 on its clock)" in log, "\n".join(log)

@@ -19,6 +19,11 @@ CASES: dict[str, tuple[delta_worlds.WorldMaker, type[DeltaLease]]] = {
     "a live owner's slot taken as free": (delta_worlds.stall_takeover, delta_mutations.AcceptLiveOwner),
     # issue 8: the old (sanlock) fast paths, each caught by the world that pins its fix
     **{f"old fast paths, {m.__name__}": (m, delta_mutations.SanlockFastPaths) for m in delta_worlds.FIXED},
+    # the rejoin of our own clean release: only that exact record, only once it landed in time
+    "rejoin on any released record naming us": (delta_worlds.rejoin_after_release,
+                                                 delta_mutations.TrustsOwnReleasedName),
+    "rejoin after a release that timed out": (delta_worlds.rejoin_after_release,
+                                              delta_mutations.RemembersUnfinishedRelease),
 }
 
 

@@ -235,3 +235,20 @@ def test_socket_and_run_dir(daemons: DaemonFactory) -> None:
     h.proc.send_signal(signal.SIGTERM)
     assert h.proc.wait(20) == 0
     assert not os.path.exists(h.socket)
+
+
+def test_a_rejoin_after_a_clean_rem_lockspace_skips_the_busy_wait(daemons: DaemonFactory, loop_device: object) -> None:
+    """rem_lockspace then add_lockspace (VDSM's deactivate/activate, lvmlockd's lock-stop/start): the
+    slot still holds the record our clean release left, so the rejoin is the 2·io race, not the busy
+    wait a released slot otherwise gets (delta.py, docs/ondisk.md rule 10)."""
+    d = loop_device()  # type: ignore[operator]
+    init_disk(d.path)
+    h1 = daemons("host1")
+    h1.join("LS", 1, d.path)
+    h1.cli("rem_lockspace", "-s", "LS", check=True)
+    assert "host id released" in h1.log_text() and "a rejoin waits" not in h1.log_text()
+    before = h1.log_text().count("slot released")
+    h1.join("LS", 1, d.path)
+    assert h1.log_text().count("slot released") == before, "the clean rejoin took the busy wait"
+    rc, doc = h1.cli_json("host_status", "-s", "LS")
+    assert rc == 0 and [h["generation"] for h in doc["hosts"] if h["host_id"] == 1] == [2], doc

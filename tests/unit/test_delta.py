@@ -363,6 +363,61 @@ def test_release_of_a_slot_no_longer_ours_writes_nothing(disk: Disk, hosts: list
     assert disk.delta(3).leader.resource_name == "thief"
 
 
+def rejoin(hosts: list[Host], path: Path, old: Host) -> Host:
+    """A new DeltaLease for the same slot and name, as the daemon's next join makes it."""
+    h = host(hosts, path, old.lease.host_id, old.lease.host_name)
+    h.lease.released = old.lease.released
+    h.clock.now = old.clock.now
+    return h
+
+
+def test_a_clean_release_is_rejoined_without_the_busy_wait(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """The record our own clean release left, still on disk byte for byte: nobody has written the
+    slot since, so the rejoin is the race for a never-acquired slot (2·io)."""
+    h = acquired(hosts, path)
+    h.lease.release()
+    assert h.lease.released == disk.st.read(disk.geometry.host_offset(3) + LS_OFFSET, G.sector_size, 1)
+    again = rejoin(hosts, path, h)
+    again.lease.acquire()
+    assert again.clock.sleeps == [(2 * IO, "acquire host id")]
+    assert again.lease.generation == 2 and again.lease.released is None  # one use
+
+
+def test_a_rejoin_waits_once_anything_wrote_the_slot(disk: Disk, hosts: list[Host], path: Path) -> None:
+    h = acquired(hosts, path)
+    h.lease.release()
+    disk.update_delta(3, write_timestamp=9)  # any change at all (here: only the event fields)
+    again = rejoin(hosts, path, h)
+    again.lease.acquire()
+    busy = Timeouts(IO, FIRE).delta_acquire_busy_wait
+    assert again.clock.sleeps == [(busy, "acquire host id"), (2 * IO, "acquire host id")]
+
+
+def test_a_release_after_the_lease_expired_leaves_no_fast_rejoin(disk: Disk, hosts: list[Host], path: Path) -> None:
+    """Another host may have taken the id and been overwritten by this late release: wait."""
+    h = acquired(hosts, path)
+    h.clock.now = Timeouts(IO, FIRE).expiry(h.lease.last_success)
+    h.lease.release()
+    assert disk.delta(3).leader.timestamp == 0 and h.lease.released is None
+    again = rejoin(hosts, path, h)
+    again.lease.acquire()
+    assert len(again.clock.sleeps) == 2
+
+
+@pytest.mark.parametrize("kind", ["eio", "hang"])
+def test_a_release_whose_write_failed_leaves_no_fast_rejoin(disk: Disk, hosts: list[Host], path: Path,
+                                                            kind: str) -> None:
+    """The record may still land, late, over a newer holder's: nothing is remembered."""
+    h = acquired(hosts, path)
+    h.storage.inject(Fault(kind, "write", lands=True))  # type: ignore[arg-type]
+    with pytest.raises((LockError, OSError)):
+        h.lease.release()
+    assert h.lease.released is None
+    again = rejoin(hosts, path, h)
+    again.lease.acquire()
+    assert len(again.clock.sleeps) == 2
+
+
 # --------------------------------------------------------------------------- input
 
 
