@@ -192,7 +192,8 @@ class DeltaLease:
         (the two look alike on disk): the wait restarts from the free record, once; a newer holder's next
         renewal then fails (RENEW_OWNER) and its lease runs out within 8·io, inside the second wait. A
         second change means the slot is in use: HOSTID_BUSY (the caller retries)."""
-        for attempt in range(DELTA_BUSY_WAIT_RESTARTS + 1):
+        restarts = 0
+        while True:  # ends by the unchanged slot (return) or HOSTID_BUSY (raise)
             wait = other.delta_acquire_busy_wait
             who = "released" if ld.timestamp == 0 else f"last held by {ld.resource_name!r}"
             say(f"waiting {wait} s for host id {self.host_id}: slot {who}")
@@ -200,7 +201,7 @@ class DeltaLease:
             raw2, ld2 = self._read_slot()
             if raw2[:LEADER_SIZE] == raw[:LEADER_SIZE]:
                 return raw2, ld2, other
-            if ld2.timestamp != 0 or attempt == DELTA_BUSY_WAIT_RESTARTS:
+            if ld2.timestamp != 0 or restarts == DELTA_BUSY_WAIT_RESTARTS:
                 raise LockError(
                     "HOSTID_BUSY",
                     f"host id {self.host_id} in {self.space_name!r} is in use by {ld2.resource_name!r} "
@@ -209,7 +210,7 @@ class DeltaLease:
             # Judge the next wait by the longest io_timeout seen: the overwritten holder's is unknown.
             io = max(ld.io_timeout, ld2.io_timeout, self.io_timeout)
             raw, ld, other = raw2, ld2, Timeouts(io, self.fire_timeout)
-        raise AssertionError("unreachable")
+            restarts += 1
 
     def _our_clean_release(self, raw: bytes) -> bool:
         """The slot holds, byte for byte, the record our clean release wrote (see ``release``): no

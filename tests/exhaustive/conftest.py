@@ -6,13 +6,14 @@ import pytest
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from .test_exhaustive import RESULTS
+    from . import test_delta_exhaustive, test_exhaustive
 
-    for res in RESULTS:
+    results = [*test_exhaustive.RESULTS, *test_delta_exhaustive.RESULTS]
+    for res in results:
         terminalreporter.write_line(res.line())
-    if RESULTS:
-        violations = sum(r.violation is not None for r in RESULTS)
+    if results:
+        violations = sum(r.violation is not None for r in results)
         terminalreporter.write_line(
-            f"exhaustive check: {len(RESULTS)} worlds, {sum(r.states for r in RESULTS)} states, "
-            f"{sum(r.seconds for r in RESULTS):.1f} s, violations {violations}"
+            f"exhaustive check: {len(results)} worlds, {sum(r.states for r in results)} states, "
+            f"{sum(r.seconds for r in results):.1f} s, violations {violations}"
         )

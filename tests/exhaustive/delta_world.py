@@ -33,16 +33,16 @@ Exploration: a state is plain data (T, the disk sectors in use, per host its mod
 given, with the time of each). Threads cannot be copied, so a host's thread is rebuilt on demand by
 re-running *only its current operation* from those fields and answers (at most a handful of steps);
 its behaviour is a function of exactly them (no wall clock, no randomness in delta.py), so equal
-states have equal futures and the DFS merges them exactly (states, not hashes, are kept).
+states have equal futures and the shared search (``search.py``) merges them exactly (states, not
+hashes, are kept).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lockengine.daemon.lockspace import CORRUPT
@@ -52,11 +52,13 @@ from lockengine.liveness import DeltaOwnerLiveness
 from lockengine.ondisk import LEADER_SIZE, Geometry, decode_leader, lockspace_area, new_delta_leader
 from lockengine.timeouts import Timeouts
 
+from . import search
+
 SPACE = "ls"
 GEOMETRY = Geometry(512, 1 << 20)
 HOST_ID = 1
 SPAN = 2 * GEOMETRY.sector_size  # the sectors anyone writes (host id 1's slot, and one spare)
-Step = tuple[str, int]
+Step = search.Step
 LeaseFactory = Callable[..., DeltaLease]
 TableFactory = Callable[..., HostTable]
 # DeltaLease attributes that are seams or constructor constants, not state carried between operations.
@@ -667,94 +669,61 @@ def _describe(data: bytes) -> str:
 
 
 @dataclass
-class Result:
-    world: DeltaWorld
-    states: int = 0
-    transitions: int = 0
-    terminal: int = 0
-    max_depth: int = 0
-    seconds: float = 0.0
-    violation: str | None = None
-    steps: list[Step] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-    complete: bool = True
+class Result(search.Result):
     acquired: int = 0  # states in which some host holds the host id (the world is not vacuous)
     takeovers: int = 0  # ... held with generation > 1: the id changed hands (or owner incarnations) once
 
-    def line(self) -> str:
-        return (
-            f"exhaustive delta {self.world.describe()}: {self.states} states, {self.transitions} transitions, "
-            f"{self.terminal} terminal, depth {self.max_depth}, {self.seconds:.1f} s, "
-            f"violations {0 if self.violation is None else 1}{'' if self.complete else ' (state limit hit)'}"
-        )
+    kind = "delta "
 
-    def counterexample(self) -> str:
-        return "\n".join([f"VIOLATION in {self.world.name}: {self.violation}", f"steps = {self.steps!r}", *self.log])
+    def extra(self) -> str:
+        return f", {self.acquired} held, {self.takeovers} taken over"
+
+
+class DeltaCursor:
+    """``search.Cursor`` over plain ``State`` values: a state is its own key and node."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.state = run.initial()
+
+    def key(self) -> State:
+        return self.state
+
+    def node(self) -> State:
+        return self.state
+
+    def goto(self, node: State, step: Step) -> None:
+        # Children are made when popped, so the host threads built for a state are usually the
+        # ones its first child needs.
+        self.state = self.run.apply(node, step)
+
+    def enabled(self) -> list[Step]:
+        return self.run.enabled(self.state)
+
+    def violation(self) -> str | None:
+        return self.run.violation(self.state)
+
+    def count(self, res: Result, terminal: bool) -> None:
+        held = [h.belief.generation for h in self.state.hosts if h.belief is not None]
+        if held:
+            res.acquired += 1
+            if max(held) > 1:
+                res.takeovers += 1
+
+    def log(self, steps: list[Step]) -> list[str]:
+        return replay(self.run.world, steps, lease_factory=self.run.lease_factory,
+                      table_factory=self.run.table_factory)[1]
+
+    def close(self) -> None:
+        self.run.close()
 
 
 def explore(world: DeltaWorld, *, max_states: int = 5_000_000, lease_factory: LeaseFactory = DeltaLease,
-            table_factory: TableFactory = HostTable, progress: Callable[[Result], None] | None = None) -> Result:
-    res = Result(world)
-    start = time.monotonic()
-    run = Run(world, lease_factory=lease_factory, table_factory=table_factory)
-    try:
-        s0 = run.initial()
-        seen = {s0}
-        res.states = 1
-        # (parent state, its trail, the step to take): children are made when popped, so the host
-        # threads built for a state are usually the ones its first child needs.
-        stack: list[tuple[State, Any, Step]] = [(s0, None, st) for st in reversed(run.enabled(s0))]
-        if not stack:
-            res.terminal += 1
-        while stack:
-            s, trail, step = stack.pop()
-            c = run.apply(s, step)
-            res.transitions += 1
-            ctrail = (step, trail)
-            v = run.violation(c)
-            if v is not None:
-                res.violation, res.steps = v, _steps(ctrail)
-                res.log = replay(world, res.steps, lease_factory=lease_factory, table_factory=table_factory)[1]
-                return res
-            if c in seen:
-                continue
-            seen.add(c)
-            res.states += 1
-            res.max_depth = max(res.max_depth, _depth(ctrail))
-            if any(h.belief is not None for h in c.hosts):
-                res.acquired += 1
-                if any(h.belief is not None and h.belief.generation > 1 for h in c.hosts):
-                    res.takeovers += 1
-            nxt = run.enabled(c)
-            if not nxt:
-                res.terminal += 1
-            stack.extend((c, ctrail, st) for st in reversed(nxt))
-            if progress is not None and res.states % 50000 == 0:
-                res.seconds = time.monotonic() - start
-                progress(res)
-            if res.states >= max_states:
-                res.complete = False
-                return res
-    finally:
-        run.close()
-        res.seconds = time.monotonic() - start
-    return res
-
-
-def _steps(trail: Any) -> list[Step]:
-    out: list[Step] = []
-    while trail is not None:
-        out.append(trail[0])
-        trail = trail[1]
-    return out[::-1]
-
-
-def _depth(trail: Any) -> int:
-    n = 0
-    while trail is not None:
-        n += 1
-        trail = trail[1]
-    return n
+            table_factory: TableFactory = HostTable, progress: Callable[[Result], None] | None = None,
+            seed: int | None = None) -> Result:
+    """Every state of ``world`` (``search.search``)."""
+    cursor = DeltaCursor(Run(world, lease_factory=lease_factory, table_factory=table_factory))
+    return search.search(cursor, Result(world), max_states=max_states, seed=seed, progress=progress)
 
 
 def replay(world: DeltaWorld, steps: Sequence[Step], *, lease_factory: LeaseFactory = DeltaLease,

@@ -6,12 +6,10 @@ a renewal write may take 9 s."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from .delta_world import DeltaWorld, HostSpec, Op, Result, explore
+from .delta_world import DeltaWorld, HostSpec, Op
 
 A, R = "acquire", "release"
 
@@ -180,22 +178,10 @@ def late_renewal_slow() -> DeltaWorld:
 DEEP: dict[str, WorldMaker] = {m().name: m for m in (*CI, *FINDINGS, late_renewal_slow)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.exhaustive.delta_worlds")
-    ap.add_argument("--world", choices=sorted(DEEP), required=True)
-    ap.add_argument("--max-states", type=int, default=20_000_000)
-    a = ap.parse_args(argv)
 
-    def progress(r: Result) -> None:
-        print(r.line(), file=sys.stderr, flush=True)
+if __name__ == "__main__":  # the old entry point, kept as an alias of the one CLI
+    import sys
 
-    res = explore(DEEP[a.world](), max_states=a.max_states, progress=progress)
-    print(res.line())
-    if res.violation is not None:
-        print(res.counterexample())
-        return 1
-    return 0
+    from .__main__ import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,5 @@
-"""Depth-first search over which pending step goes next, with state hashing.
+"""The Disk Paxos worlds on the shared search (``search.py``: depth-first over which pending step goes
+next, with state hashing).
 
 A node is kept as a ``Run.snapshot()`` (disk, model, and per host everything its step machine was
 handed); the step machines inside ``PaxosLease`` cannot be copied, so ``Run.restore`` rebuilds only
@@ -12,107 +13,76 @@ began). Each host is deterministic, so its future is a function of exactly that 
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import search
 from .world import Run, Snapshot, Step, World, render_log
 
 
 @dataclass
-class Result:
-    world: World
-    states: int = 0
-    transitions: int = 0
-    replays: int = 0
-    terminal: int = 0
-    cut: int = 0
-    max_depth: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process's CPU time: the wall time on an idle machine
-    violation: str | None = None
-    steps: list[Step] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-    complete: bool = True
+class Result(search.Result):
+    replays: int = 0  # jumps of the run to a stored node (``Run.restore``)
+    cut: int = 0  # states where some host is frozen by a bound
     outcomes: set[str] = field(default_factory=set)  # "host op:outcome" seen in terminal states
 
-    def line(self) -> str:
-        return (
-            f"exhaustive {self.world.describe()}: {self.states} states, {self.transitions} transitions, "
-            f"{self.terminal} terminal, {self.cut} cut, depth {self.max_depth}, {self.seconds:.1f} s "
-            f"(cpu {self.cpu_seconds:.1f} s), "
-            f"violations {0 if self.violation is None else 1}{'' if self.complete else ' (state limit hit)'}"
-        )
+    def extra(self) -> str:
+        return f", {self.cut} cut"
 
-    def counterexample(self) -> str:
-        return "\n".join(
-            [f"VIOLATION in {self.world.name}: {self.violation}", f"steps = {self.steps!r}", *self.log]
-        )
+
+class PaxosCursor:
+    """``search.Cursor`` over one ``Run``: the run in hand is extended along the first child; a jump
+    to another node restores its snapshot. ``reduce``: ``starts_first``."""
+
+    def __init__(self, run: Run, reduce: bool) -> None:
+        self.run, self.reduce = run, reduce
+        self.at: Snapshot | None = None  # the node the run is at, if it is one
+        self.replays = 0
+
+    def key(self) -> bytes:
+        return self.run.key()
+
+    def node(self) -> Snapshot:
+        self.at = self.run.snapshot()
+        return self.at
+
+    def goto(self, node: Snapshot, step: Step) -> None:
+        if self.at is not node:
+            self.run.restore(node)
+            self.replays += 1
+        self.run.apply(step)
+        self.at = None
+
+    def enabled(self) -> list[Step]:
+        steps = self.run.enabled()
+        return starts_first(self.run, steps) if self.reduce else steps
+
+    def violation(self) -> str | None:
+        return self.run.violation
+
+    def count(self, res: Result, terminal: bool) -> None:
+        if any(h.cut for h in self.run.hosts):
+            res.cut += 1
+        if terminal:
+            res.outcomes.update(f"{h.name} {o}" for h in self.run.hosts for o in h.outcomes)
+
+    def log(self, steps: list[Step]) -> list[str]:
+        return render_log(self.run.log)  # the run is at the end of ``steps``
+
+    def close(self) -> None:
+        self.run.close()
 
 
 def explore(
     world: World, *, max_states: int = 2_000_000, run_kw: dict[str, Any] | None = None,
     progress: Callable[[Result], None] | None = None, seed: int | None = None, reduce: bool = True,
 ) -> Result:
-    """``seed``: visit children in a seeded random order (still exhaustive when it runs to the end;
-    deep counterexamples tend to come sooner than in host order). ``reduce``: take a host's
-    operation start alone when it is enabled (``starts_first``)."""
-    rng = random.Random(seed) if seed is not None else None
-    kw = run_kw or {}
-    res = Result(world)
-    start, cpu_start = time.monotonic(), time.process_time()
-    seen: set[bytes] = set()
-    run = Run(world, **kw)
-    try:
-        seen.add(run.key())
-        res.states = 1
-        root = run.snapshot()
-        # (the node, the steps that reach it, the step to take there)
-        first = starts_first(run, run.enabled()) if reduce else run.enabled()
-        stack: list[tuple[Snapshot, tuple[Step, ...], Step]] = [(root, (), s) for s in reversed(first)]
-        at: Snapshot | None = root  # the node the run is at, if it is one
-        while stack:
-            node, prefix, step = stack.pop()
-            if at is not node:
-                run.restore(node)
-                res.replays += 1
-            run.apply(step)
-            at = None
-            path = (*prefix, step)
-            res.transitions += 1
-            if run.violation is not None:
-                res.violation, res.steps, res.log = run.violation, list(path), render_log(run.log)
-                break
-            k = run.key()
-            if k in seen:
-                continue
-            seen.add(k)
-            res.states += 1
-            res.max_depth = max(res.max_depth, len(path))
-            if any(h.cut for h in run.hosts):
-                res.cut += 1
-            nxt = run.enabled()
-            if reduce:
-                nxt = starts_first(run, nxt)
-            if rng is not None:
-                rng.shuffle(nxt)
-            if not nxt:
-                res.terminal += 1
-                res.outcomes.update(f"{h.name} {o}" for h in run.hosts for o in h.outcomes)
-            else:
-                at = run.snapshot()
-                stack.extend((at, path, s) for s in reversed(nxt))
-            if progress is not None and res.states % 20000 == 0:
-                res.seconds, res.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
-                progress(res)
-            if res.states >= max_states:
-                res.complete = False
-                break
-    finally:
-        run.close()
-    res.seconds, res.cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
+    """``seed``: visit children in a seeded random order (``search.search``). ``reduce``: take a
+    host's operation start alone when it is enabled (``starts_first``)."""
+    cursor = PaxosCursor(Run(world, **(run_kw or {})), reduce)
+    res = search.search(cursor, Result(world), max_states=max_states, seed=seed, progress=progress)
+    res.replays = cursor.replays
     return res
 
 

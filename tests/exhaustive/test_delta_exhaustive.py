@@ -1,6 +1,6 @@
 """The delta lease's exhaustive check in CI: every world of ``delta_worlds.CI`` explored to the end,
-0 violations, one summary line each (states, bounds, time, violations) printed at the end of the run.
-Deeper or single worlds: ``python -m tests.exhaustive.delta_worlds --world NAME``."""
+0 violations, one summary line each (states, bounds, time, violations) printed at the end of the run
+(conftest.py). Deeper or single worlds: ``python -m tests.exhaustive --world NAME``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,8 @@ def explored(make: delta_worlds.WorldMaker) -> Result:
 
 
 @pytest.mark.parametrize("make", delta_worlds.CI, ids=[m.__name__ for m in delta_worlds.CI])
-def test_delta_world_has_no_violation(make: delta_worlds.WorldMaker, capsys: pytest.CaptureFixture[str]) -> None:
+def test_delta_world_has_no_violation(make: delta_worlds.WorldMaker) -> None:
     res = explored(make)
-    with capsys.disabled():
-        print("\n" + res.line())
     assert res.violation is None, res.counterexample()
     assert res.complete, res.line()
     assert res.terminal > 0 and res.acquired > 0  # operations ran to their end and someone held the id
@@ -70,3 +68,13 @@ def test_a_clean_release_is_rejoined_without_the_busy_wait_in_the_world() -> Non
              ("start", 0), ("io", 0), ("io", 0), ("tick", -1), ("tick", -1), ("io", 0), ("io", 0)]
     v, log = replay(delta_worlds.rejoin_race(), steps)
     assert v is None and "T=4 p holds host id 1 gen 2 (last_success 102 on its clock)" in log, "\n".join(log)
+
+
+def test_the_one_cli_runs_a_delta_world(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m tests.exhaustive --world delta_NAME``: the same search, budget and summary line."""
+    from .__main__ import main
+
+    assert main(["--world", "delta_race2", "--max-states", "300"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("exhaustive delta delta_race2 [") and "300 states" in out, out
+    assert out.rstrip().endswith("violations 0 (state limit hit)"), out

@@ -123,7 +123,7 @@ COVERS: dict[str, tuple[str, ...]] = {
     "late_commit_after_window": ("o acquire:ok lver 2", "p acquire:ok lver 4"),
 }
 
-# The delta-lease worlds (delta_worlds.py) run on their own explorer; __main__ dispatches to it.
+# The delta-lease worlds (delta_worlds.py): the same search and CLI (``--world delta_NAME``).
 from . import delta_worlds as _delta  # noqa: E402
 
 DEEP.update(_delta.DEEP)  # type: ignore[arg-type]

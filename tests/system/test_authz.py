@@ -8,112 +8,27 @@ request and release its own leases; root and a member of the admin group can sti
 from __future__ import annotations
 
 import ctypes
-import io
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stdout
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lockengine.cli.main import main as cli_main
 from lockengine.client import Client
-from tests.support.daemons import FIRE, GRACE, IO, REPO, TestDaemon, env_for, wait_ready
 
-from .unprivileged import TestUsers, User, UserProcess, as_user
+from .authz_world import AuthzWorld, authz_world
+from .unprivileged import User, UserProcess, as_user
 
-
-@dataclass
-class World:
-    daemon: TestDaemon
-    user: User  # in the socket group only
-    admin: User  # in the socket group and the admin group
-    outsider: User  # in neither
-    sock_group: str
-    user_disk: str  # root:<user's group> 0660
-    root_disk: str  # root only, 0600
-    scratch: Path  # a directory the user may write (killpath output)
-
-
-def _start_daemon(run_dir: Path, config: dict[str, Any]) -> TestDaemon:
-    cfg = {"host_name": "authz", "io_timeout": IO, "watchdog_fire_timeout": FIRE, "kill_grace": GRACE,
-           "log_level": "debug", "syslog": False, **config}
-    conf = run_dir / "lockengine.conf"
-    conf.write_text(json.dumps(cfg))
-    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    nsock.bind(str(run_dir / "notify.sock"))
-    env = env_for(run_dir)
-    env["NOTIFY_SOCKET"] = str(run_dir / "notify.sock")
-    log_path = run_dir / "daemon.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lockengine.daemon.main", "--config", str(conf), "--watchdog",
-                                 "none"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    d = TestDaemon("authz", run_dir, proc, log_path, cfg)
-    try:
-        wait_ready(nsock, proc, log_path)
-    except BaseException:
-        d.stop()
-        raise
-    finally:
-        nsock.close()
-    return d
+World = AuthzWorld
 
 
 @pytest.fixture
 def world(loop_device: Any, request: pytest.FixtureRequest) -> Iterator[World]:
-    users = TestUsers(f"lkt{os.getpid() % 100000}")
-    # A run dir others may traverse (pytest's own tmp dirs are root-only).
-    run_dir = Path(tempfile.mkdtemp(prefix="lockengine-authz-"))
-    os.chmod(run_dir, 0o755)
-    disks: list[tuple[str, os.stat_result]] = []
-    d: TestDaemon | None = None
-    try:
-        sock_group = users.group("sock")
-        admin_group = users.group("adm")
-        user = users.user("u", [sock_group])
-        admin = users.user("a", [sock_group, admin_group])
-        outsider = users.user("o", [])
-        scratch = run_dir / "scratch"
-        scratch.mkdir()
-        os.chown(scratch, user.uid, user.gid)
-        user_disk, root_disk = str(loop_device()), str(loop_device())
-        for path, resources in ((user_disk, ("R1", "R2", "R3")), (root_disk, ())):
-            disks.append((path, os.stat(path)))
-            init_area(path, resources)
-        os.chown(user_disk, 0, user.gid)
-        os.chmod(user_disk, 0o660)
-        os.chmod(root_disk, 0o600)
-        d = _start_daemon(run_dir, {"socket_group": sock_group, "admin_group": admin_group})
-        yield World(d, user, admin, outsider, sock_group, user_disk, root_disk, scratch)
-    finally:
-        if d is not None:
-            d.stop()
-            rep = getattr(request.node, "rep_call", None)
-            if rep is not None and rep.failed:
-                sys.stderr.write(f"\n===== daemon log =====\n{d.log_text()[-20000:]}\n")
-        for path, st in disks:  # loop device nodes outlive this test: give them back as they were
-            os.chown(path, st.st_uid, st.st_gid)
-            os.chmod(path, st.st_mode & 0o7777)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        users.remove()
-
-
-def init_area(path: str, resources: tuple[str, ...]) -> None:
-    """``lockengine direct init`` of LS at 0 and resources at 1M, 2M..., in this process (quicker)."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert cli_main(["direct", "init", "-s", f"LS:0:{path}:0", "-o", str(IO)]) == 0, out.getvalue()
-        for i, res in enumerate(resources, start=1):
-            assert cli_main(["direct", "init", "-r", f"LS:{res}:{path}:{i}M"]) == 0, out.getvalue()
+    with authz_world(loop_device, request, user_prefix="lkt", name="authz") as w:
+        yield w
 
 
 def call(w: World, user: User, cmd: str, **args: Any) -> dict[str, Any]:

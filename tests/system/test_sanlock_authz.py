@@ -11,14 +11,10 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import shutil
 import socket
 import struct
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,60 +22,22 @@ import pytest
 
 from lockengine.daemon.sanlock import wire
 from lockengine.daemon.sanlock.wire import Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireResource
-from tests.support.daemons import TestDaemon
-from tests.system.test_authz import _start_daemon, init_area
+from tests.system.authz_world import AuthzWorld, authz_world
 from tests.system.test_sanlock_restrict import start_holder
-from tests.system.unprivileged import TestUsers, User, as_user
+from tests.system.unprivileged import User, as_user
 
 M = 1 << 20
 ROOT = User("root", 0, 0)
 
 
-@dataclass
-class World:
-    daemon: TestDaemon
-    sock: str  # the sanlock socket
-    user: User  # in the socket group only
-    admin: User  # in the socket group and the admin group
-    outsider: User  # in neither
-    user_disk: str  # root:<user's group> 0660
-    root_disk: str  # root only, 0600
+World = AuthzWorld
 
 
 @pytest.fixture
 def world(loop_device: Any, request: pytest.FixtureRequest) -> Iterator[World]:
-    users = TestUsers(f"lks{os.getpid() % 100000}")
-    run_dir = Path(tempfile.mkdtemp(prefix="lockengine-sanlock-authz-"))
-    os.chmod(run_dir, 0o755)  # others may traverse it to the sockets
-    disks: list[tuple[str, os.stat_result]] = []
-    d: TestDaemon | None = None
-    try:
-        sock_group = users.group("sock")
-        admin_group = users.group("adm")
-        user = users.user("u", [sock_group])
-        admin = users.user("a", [sock_group, admin_group])
-        outsider = users.user("o", [])
-        user_disk, root_disk = str(loop_device()), str(loop_device())
-        for path, resources in ((user_disk, ("R1", "R2", "R3")), (root_disk, ("R1",))):
-            disks.append((path, os.stat(path)))
-            init_area(path, resources)
-        os.chown(user_disk, 0, user.gid)
-        os.chmod(user_disk, 0o660)
-        os.chmod(root_disk, 0o600)
-        sock = str(run_dir / "sanlock" / "sanlock.sock")
-        d = _start_daemon(run_dir, {"socket_group": sock_group, "admin_group": admin_group, "sanlock_socket": sock})
-        yield World(d, sock, user, admin, outsider, user_disk, root_disk)
-    finally:
-        if d is not None:
-            d.stop()
-            rep = getattr(request.node, "rep_call", None)
-            if rep is not None and rep.failed:
-                sys.stderr.write(f"\n===== daemon log =====\n{d.log_text()[-20000:]}\n")
-        for path, st in disks:  # loop device nodes outlive this test: give them back as they were
-            os.chown(path, st.st_uid, st.st_gid)
-            os.chmod(path, st.st_mode & 0o7777)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        users.remove()
+    with authz_world(loop_device, request, user_prefix="lks", name="sanlock-authz", root_resources=("R1",),
+                     sanlock_socket=True) as w:
+        yield w
 
 
 # --------------------------------------------------------------------------- raw protocol
@@ -140,7 +98,7 @@ def raw_call(sock: str, h: Header, payload: bytes = b"", register: bool = False)
 
 
 def result(w: World, user: User, h: Header, payload: bytes = b"", register: bool = False) -> int:
-    res = as_user(user, raw_call(w.sock, h, payload, register))
+    res = as_user(user, raw_call(w.sanlock_sock, h, payload, register))
     assert res["ok"], res
     code: int = res["value"][0]
     return code
@@ -165,11 +123,11 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
 
     # Root's registered process (a child, never this test process: a daemon stopping kills holders)
     # holds R1 on the user's disk.
-    holder = start_holder(Path(w.sock).parent, w.user_disk, 0, Path(w.sock).parent / "mark")
+    holder = start_holder(Path(w.sanlock_sock).parent, w.user_disk, 0, Path(w.sanlock_sock).parent / "mark")
     root_pid = holder.pid
     try:
         # What a member may do: look, register, hold its own lease, inquire it.
-        assert as_user(u, raw_call(w.sock, Header(cmd=wire.VERSION)))["value"][1] == wire.VERSION_CODE
+        assert as_user(u, raw_call(w.sanlock_sock, Header(cmd=wire.VERSION)))["value"][1] == wire.VERSION_CODE
         assert result(w, u, Header(cmd=wire.GET_LOCKSPACES)) == 0
         assert result(w, u, *acquire(w.user_disk, "R2", 2 * M), register=True) == 0
         assert result(w, u, Header(cmd=wire.INQ_LOCKSPACE), ls) == 0
@@ -200,7 +158,7 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
         req_r1 = WireResource("LS", "R1", lver=2, disks=(WireDisk(w.user_disk, M),)).encode()
         for mode in (1, 2):
             assert result(w, u, *with_len(Header(cmd=wire.REQUEST, data=mode), req_r1)) == -errno.EPERM
-        assert _exchange(_connect(w.sock), Header(cmd=wire.INQUIRE, data2=root_pid), b"")[:2] == [0, 1]
+        assert _exchange(_connect(w.sanlock_sock), Header(cmd=wire.INQUIRE, data2=root_pid), b"")[:2] == [0, 1]
         held = {(r["resource"], r["pid"]) for r in d.call("status")["resources"]}
         assert ("R1", root_pid) in held
 
@@ -218,7 +176,7 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
                            with_len(Header(cmd=wire.READ_RESOURCE), shadow_r),
                            with_len(Header(cmd=wire.READ_RESOURCE_OWNERS), root_r1),
                            with_len(Header(cmd=wire.ALIGN), WireDisk(w.root_disk, 0).encode())]:
-            res = as_user(u, raw_call(w.sock, h, payload))["value"]
+            res = as_user(u, raw_call(w.sanlock_sock, h, payload))["value"]
             assert res[0] == -errno.EACCES, (h.name, res)
             body = bytes.fromhex(res[2])
             assert body in (b"", payload[: len(body)]), h.name  # only what it sent comes back
@@ -260,7 +218,7 @@ def test_unprivileged_member_gets_nothing_it_is_not_entitled_to(world: World) ->
         assert result(w, ROOT, Header(cmd=wire.INQUIRE, data2=root_pid)) == 0
 
         # Outside the socket's group: no connection at all.
-        res = as_user(w.outsider, raw_call(w.sock, Header(cmd=wire.VERSION)))
+        res = as_user(w.outsider, raw_call(w.sanlock_sock, Header(cmd=wire.VERSION)))
         assert not res["ok"] and res["error"]["name"] == "PermissionError", res
     finally:
         holder.kill()
