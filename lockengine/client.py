@@ -20,26 +20,31 @@ name, a code and a message that says what to do:
 
 from __future__ import annotations
 
+# Imports are kept to what `lockengine client status` needs (tests/unit/test_cli_imports.py): the C
+# modules _socket and _thread instead of socket (which loads selectors, array, enum) and threading,
+# the endpoint constants without the daemon's protocol module, and typing only for the type checker.
+import _socket
 import errno
 import grp
 import json
 import os
-import socket
 import stat
-import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from _thread import allocate_lock
 
-from .daemon.protocol import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
-from .daemon.protocol import VERSION as PROTOCOL_VERSION
+from .endpoint import DEFAULT_RUN_DIR, RUN_DIR_ENV, SOCKET_NAME
+from .endpoint import VERSION as PROTOCOL_VERSION
 from .errors import LockError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TypeAlias
+
     from .strings import ResourceSpec
 
-MAX_REPLY = 64 * 1024 * 1024
+    ResourceArg: TypeAlias = "str | ResourceSpec | dict[str, Any]"
 
-ResourceArg: TypeAlias = "str | ResourceSpec | dict[str, Any]"
+MAX_REPLY = 64 * 1024 * 1024
 
 
 class DaemonError(LockError):
@@ -149,16 +154,16 @@ class Client:
                  timeout: float | None = None) -> None:
         self.path = path or socket_path(run_directory)
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._buf = bytearray()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._seq = 0
 
     # ------------------------------------------------------------------ connection
 
     def connect(self) -> Client:
         if self._sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             try:
                 sock.connect(self.path)
             except OSError as exc:

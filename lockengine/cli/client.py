@@ -8,32 +8,40 @@ so ``sanlock client`` commands paste unchanged. The socket is $LOCKENGINE_RUN_DI
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import shlex
 import sys
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from ..client import Client, DaemonError, run_dir
 from ..errors import InputError
 from ..states import LockspaceState
-from ..strings import MAX_HOST_ID, ResourceSpec, format_resource, parse_lockspace, parse_resource, split_fields
-from .output import emit, json_parent
+from .args import Namespace, parse_options
+from .output import JSON_FLAG, emit, json_parent
 
-Handler = Callable[[argparse.Namespace], int]
+# `client status` loads only what it needs (tests/unit/test_cli_imports.py): argparse when argparse
+# must read the words (cli/args.py), lockengine.strings (dataclasses) in the verbs that parse -s/-r,
+# threading in the verbs that wait, typing never.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from ..strings import ResourceSpec
+    from .args import Args, Option
+
+    Handler = Callable[[Args], int]
 FORCE_MODES: dict[str, str | int] = {"1": "force", "2": "graceful", "force": "force", "graceful": "graceful", "0": 0}
 
 
-def _client(args: argparse.Namespace) -> Client:
+def _client(args: Args) -> Client:
     return Client(run_directory=args.run_dir or run_dir())
 
 
 def _lockspace_name(text: str) -> str:
     """``LS`` or a whole ``LS:ID:PATH:OFF``: only the name matters for queries."""
+    from ..strings import split_fields
+
     return split_fields(text, "LOCKSPACE")[0]
 
 
@@ -55,7 +63,7 @@ def _int(text: str | None, field: str, default: int = 0, low: int = 0, high: int
     return int(text)
 
 
-def _ok(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
+def _ok(args: Args, result: dict[str, Any], text: str) -> int:
     emit(args, {"ok": True, **result}, text)
     return 0
 
@@ -65,13 +73,15 @@ def _ok(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
 PROGRESS_FIRST = 2.0  # a wait shorter than this stays silent
 PROGRESS_EVERY = 5.0  # then a line at least this often (and whenever the daemon's message changes)
 PROGRESS_POLL = 1.0
-_WAITING = re.compile(r"waiting (\d+) s for (host id \d+)(.*)", re.DOTALL)
+_WAITING = r"waiting (\d+) s for (host id \d+)(.*)"
 
 
 def join_progress(message: str, elapsed: float) -> str:
     """The daemon's join progress (``waiting 20 s for host id 3``) as ``waiting for host id 3: 12 s of 20 s``;
     ``elapsed`` counts from when the message was first seen."""
-    m = _WAITING.fullmatch(message)
+    import re
+
+    m = re.fullmatch(_WAITING, message, re.DOTALL)
     if m is None:
         return message
     return f"waiting for {m[2]}: {int(elapsed)} s of {m[1]} s{m[3]}"
@@ -85,13 +95,15 @@ class Progress:
     ``look`` returns what is being waited for now (None: nothing to say); ``describe`` turns it and the
     seconds since it was first seen into the line."""
 
-    def __init__(self, args: argparse.Namespace, what: str, look: Callable[[], str | None],
+    def __init__(self, args: Args, what: str, look: Callable[[], str | None],
                  describe: Callable[[str, float], str] = lambda msg, elapsed: f"{msg}: {int(elapsed)} s") -> None:
         self.quiet = bool(getattr(args, "quiet", False))
         self.what = what
         self.look = look
         self.describe = describe
         self.lines: list[str] = []
+        import threading
+
         self.started = time.monotonic()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
@@ -134,7 +146,7 @@ class Progress:
             sys.stderr.flush()
 
 
-def _join_look(args: argparse.Namespace, name: str) -> Callable[[], str | None]:
+def _join_look(args: Args, name: str) -> Callable[[], str | None]:
     """The join's progress as the daemon reports it (inq_lockspace, on a connection of its own)."""
     def look() -> str | None:
         with Client(run_directory=args.run_dir or run_dir(), timeout=PROGRESS_EVERY) as c:
@@ -146,7 +158,7 @@ def _join_look(args: argparse.Namespace, name: str) -> Callable[[], str | None]:
 # --------------------------------------------------------------------------- verbs
 
 
-def cmd_metrics(args: argparse.Namespace) -> int:
+def cmd_metrics(args: Args) -> int:
     """Always exits 0 with lockengine_up 0 when the daemon does not answer: that is a metric, not an error."""
     from .. import metrics
 
@@ -164,7 +176,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: Args) -> int:
     with _client(args) as c:
         st = c.status(detail=args.detail)
     lines = [f"daemon {st['daemon']['host_name']}"]
@@ -188,7 +200,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _ok(args, st, "\n".join(lines))
 
 
-def cmd_add_lockspace(args: argparse.Namespace) -> int:
+def cmd_add_lockspace(args: Args) -> int:
+    from ..strings import parse_lockspace
+
     ls = parse_lockspace(args.lockspace, "-s")
     if ls.host_id < 1:
         raise InputError("-s host_id", ls.host_id, "give this host's id, 1 or more")
@@ -203,20 +217,20 @@ def cmd_add_lockspace(args: argparse.Namespace) -> int:
     return _ok(args, progress.reply(result), "add_lockspace done 0")
 
 
-def cmd_inq_lockspace(args: argparse.Namespace) -> int:
+def cmd_inq_lockspace(args: Args) -> int:
     with _client(args) as c:
         result = c.inq_lockspace(_lockspace_name(args.lockspace))
     extra = f" ({result['progress']})" if result.get("progress") else ""
     return _ok(args, result, f"inq_lockspace {result['state']}{extra}")
 
 
-def cmd_rem_lockspace(args: argparse.Namespace) -> int:
+def cmd_rem_lockspace(args: Args) -> int:
     with _client(args) as c:
         result = c.rem_lockspace(_lockspace_name(args.lockspace), unused=args.unused)
     return _ok(args, result, "rem_lockspace done 0")
 
 
-def cmd_gets(args: argparse.Namespace) -> int:
+def cmd_gets(args: Args) -> int:
     with _client(args) as c:
         result = c.gets(hosts=args.hosts == "1")
     lines = []
@@ -228,7 +242,7 @@ def cmd_gets(args: argparse.Namespace) -> int:
     return _ok(args, result, "\n".join(lines))
 
 
-def cmd_host_status(args: argparse.Namespace) -> int:
+def cmd_host_status(args: Args) -> int:
     with _client(args) as c:
         result = c.host_status(_lockspace_name(args.lockspace))
     lines = []
@@ -241,7 +255,7 @@ def cmd_host_status(args: argparse.Namespace) -> int:
     return _ok(args, result, "\n".join(lines))
 
 
-def cmd_renewal(args: argparse.Namespace) -> int:
+def cmd_renewal(args: Args) -> int:
     with _client(args) as c:
         result = c.renewal(_lockspace_name(args.lockspace))
     lines = [f"timestamp={r['timestamp']} read_ms={r['read_ms']} write_ms={r['write_ms']} result={r['result']}"
@@ -249,26 +263,30 @@ def cmd_renewal(args: argparse.Namespace) -> int:
     return _ok(args, result, "\n".join(lines))
 
 
-def cmd_log_dump(args: argparse.Namespace) -> int:
+def cmd_log_dump(args: Args) -> int:
     with _client(args) as c:
         lines = c.log_dump()
     return _ok(args, {"lines": lines}, "\n".join(lines))
 
 
-def cmd_acquire(args: argparse.Namespace) -> int:
+def cmd_acquire(args: Args) -> int:
+    from ..strings import parse_resource
+
     specs = [parse_resource(r, "-r") for r in args.resource]
     with _client(args) as c, _acquire_progress(args, specs) as progress:
         result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait)
     return _ok(args, progress.reply(result), f"acquire pid {result['pid']} done 0")
 
 
-def _acquire_progress(args: argparse.Namespace, specs: list[ResourceSpec]) -> Progress:
+def _acquire_progress(args: Args, specs: list[ResourceSpec]) -> Progress:
     """An acquire waits inside the daemon (for an owner that stopped renewing to count as dead): say so."""
     names = ", ".join(f"{s.lockspace}:{s.name}" for s in specs)
     return Progress(args, f"acquire {names}", lambda: "still acquiring", lambda msg, elapsed: f"{msg}: {int(elapsed)} s")
 
 
-def cmd_release(args: argparse.Namespace) -> int:
+def cmd_release(args: Args) -> int:
+    from ..strings import parse_resource
+
     if not args.resource and not args.all:
         raise InputError("-r", None, "give -r RESOURCE (repeatable) or --all")
     specs = None if args.all else [parse_resource(r, "-r") for r in args.resource]
@@ -277,14 +295,16 @@ def cmd_release(args: argparse.Namespace) -> int:
     return _ok(args, result, f"release pid {result['pid']} done 0")
 
 
-def cmd_inquire(args: argparse.Namespace) -> int:
+def cmd_inquire(args: Args) -> int:
     pid = _pid(args.pid)
     with _client(args) as c:
         resources = c.inquire(pid)
     return _ok(args, {"pid": pid, "resources": resources}, " ".join(f'"{r}"' for r in resources))
 
 
-def cmd_request(args: argparse.Namespace) -> int:
+def cmd_request(args: Args) -> int:
+    from ..strings import format_resource, parse_resource
+
     spec = parse_resource(args.resource, "-r")
     if args.force_mode not in FORCE_MODES:
         raise InputError("-f", args.force_mode, "use graceful (2), force (1) or 0 (clear)")
@@ -297,13 +317,15 @@ def cmd_request(args: argparse.Namespace) -> int:
     return _ok(args, result, text)
 
 
-def cmd_examine(args: argparse.Namespace) -> int:
+def cmd_examine(args: Args) -> int:
     with _client(args) as c:
         result = c.examine(_lockspace_name(args.lockspace))
     return _ok(args, result, f"examine done {len(result['acted'])}")
 
 
-def cmd_set_event(args: argparse.Namespace) -> int:
+def cmd_set_event(args: Args) -> int:
+    from ..strings import MAX_HOST_ID
+
     with _client(args) as c:
         result = c.set_event(_lockspace_name(args.lockspace), _int(args.host_id, "host_id", 0, 1, MAX_HOST_ID),
                              _int(args.event, "event", 0, 1), _int(args.data, "data"),
@@ -311,22 +333,26 @@ def cmd_set_event(args: argparse.Namespace) -> int:
     return _ok(args, result, "set_event done 0")
 
 
-def cmd_get_events(args: argparse.Namespace) -> int:
+def cmd_get_events(args: Args) -> int:
     with _client(args) as c:
         events = c.get_events(_lockspace_name(args.lockspace))
     text = "\n".join(f"host {e['host_id']} gen {e['generation']} event {e['event']} data {e['data']}" for e in events)
     return _ok(args, {"events": events}, text)
 
 
-def cmd_shutdown(args: argparse.Namespace) -> int:
+def cmd_shutdown(args: Args) -> int:
     with _client(args) as c:
         result = c.shutdown(force=args.force == "1")
     return _ok(args, result, "shutdown started")
 
 
-def cmd_command(args: argparse.Namespace) -> int:
+def cmd_command(args: Args) -> int:
     """Register, acquire, then exec the command: it *is* the registered pid, so the leases last exactly
     as long as it runs, its signals come from the daemon, and its exit code is ours."""
+    import shlex
+
+    from ..strings import parse_resource
+
     argv = list(args.command_argv or args.argv or [])
     if argv and argv[0] == "--":
         argv = argv[1:]
@@ -348,97 +374,114 @@ def cmd_command(args: argparse.Namespace) -> int:
         raise InputError("command", argv[0], f"cannot run it ({exc.strerror}); give an existing program") from None
 
 
-# --------------------------------------------------------------------------- parser
+# --------------------------------------------------------------------------- verbs and their options
+
+# Each option as (option strings, argparse keywords): add_parser builds argparse's parsers from these,
+# and fast_args reads the plain forms of the same (cli/args.py).
+RUN_DIR: Option = (("--run-dir",), {"help": "the daemon's run dir (default: $LOCKENGINE_RUN_DIR or /run/lockengine)"})
+COMMON: tuple[Option, ...] = (JSON_FLAG, RUN_DIR)  # every verb's
+REMAINDER = "..."  # argparse.REMAINDER (argparse is not imported to build this table)
+_DETAIL: Option = (("-D",), {"dest": "detail", "action": "store_true", "help": "more detail"})
+_LOCKSPACE: Option = (("-s",), {"dest": "lockspace", "metavar": "LS[:ID:PATH:OFF]", "required": True})
+_PID: Option = (("-p",), {"dest": "pid", "required": True})
+
+
+def _quiet(waiting: str) -> Option:
+    return (("-q", "--quiet"), {"action": "store_true", "help": f"no progress lines on stderr while {waiting}"})
+
+
+def _resources(metavar: str, **kw: Any) -> Option:
+    return (("-r",), {"dest": "resource", "metavar": metavar, "action": "append", **kw})
+
+
+# name: (handler, help, argparse's -h/--help added, options), in the order `client --help` lists them.
+VERBS: dict[str, tuple[Handler, str, bool, tuple[Option, ...]]] = {
+    "status": (cmd_status, "the daemon, its clients, lockspaces and leases", True, (_DETAIL,)),
+    "add_lockspace": (cmd_add_lockspace, "join a lockspace (waits 2 io timeouts when the slot is free)", True, (
+        (("-s",), {"dest": "lockspace", "metavar": "LS:ID:PATH:OFF", "required": True}),
+        (("-o", "--io-timeout"), {"help": "seconds (default: the daemon's)"}),
+        (("--async",), {"dest": "async_", "action": "store_true", "help": "return at once; see inq_lockspace"}),
+        _quiet("waiting"),
+    )),
+    "inq_lockspace": (cmd_inq_lockspace, "state of a lockspace (and join progress)", True, (_LOCKSPACE,)),
+    "rem_lockspace": (cmd_rem_lockspace, "leave a lockspace (SIGKILLs its holders)", True, (
+        _LOCKSPACE,
+        (("--unused",), {"action": "store_true", "help": "refuse (EBUSY) if the lockspace has holders"}),
+    )),
+    # sanlock spells "list hosts" -h 1, so help is --help only here.
+    "gets": (cmd_gets, "lockspaces, and with -h 1 every host seen in them", False, (
+        (("-h",), {"dest": "hosts", "default": "0", "help": "1: list hosts"}),
+        (("--help",), {"action": "help"}),
+    )),
+    "host_status": (cmd_host_status, "every host of a lockspace and its liveness", True, (_LOCKSPACE, _DETAIL)),
+    "renewal": (cmd_renewal, "renewal history (180 entries)", True, (_LOCKSPACE,)),
+    "examine": (cmd_examine, "act now on requests for leases held here", True, (_LOCKSPACE,)),
+    "get_events": (cmd_get_events, "events other hosts sent us", True, (_LOCKSPACE,)),
+    "log_dump": (cmd_log_dump, "the daemon's in-memory log", True, ()),
+    "metrics": (cmd_metrics, "Prometheus metrics (text format; node_exporter's textfile collector)", True, (
+        (("--audit-log",), {"default": "/var/log/lockengine/force-release.log",
+                            "help": "force-release log to count (absent: none counted)"}),
+        (("-o", "--output"), {"metavar": "FILE", "help": "write FILE atomically instead of stdout (*.prom)"}),
+    )),
+    "acquire": (cmd_acquire, "acquire leases for registered process PID", True, (
+        _resources("LS:RES:PATH:OFF[:LVER|:SH]", default=[], required=True),
+        _PID,
+        (("--nowait",), {"action": "store_true",
+                         "help": "fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die"}),
+        _quiet("waiting"),
+    )),
+    "release": (cmd_release, "release leases of registered process PID", True, (
+        _resources("LS:RES:PATH:OFF[:LVER|:SH]", default=[], required=False),
+        _PID,
+        (("--all",), {"action": "store_true", "help": "release every lease of PID"}),
+    )),
+    "inquire": (cmd_inquire, "leases held by registered process PID", True, (_PID,)),
+    "request": (cmd_request, "ask the owner of a lease to release it", True, (
+        (("-r",), {"dest": "resource", "metavar": "LS:RES:PATH:OFF[:LVER]", "required": True}),
+        (("-f",), {"dest": "force_mode", "required": True, "metavar": "graceful|force|2|1",
+                   "help": "graceful: killpath or SIGTERM; force: SIGKILL"}),
+    )),
+    "set_event": (cmd_set_event, "send an event to a host through the bitmap", True, (
+        _LOCKSPACE,
+        (("-i",), {"dest": "host_id", "required": True}),
+        (("-g",), {"dest": "generation"}),
+        (("-e",), {"dest": "event", "required": True}),
+        (("-d",), {"dest": "data"}),
+    )),
+    "shutdown": (cmd_shutdown, "stop the daemon (refused while lockspaces are joined, unless -f 1)", True, (
+        (("-f",), {"dest": "force", "default": "0", "help": "1: kill holders and leave every lockspace first"}),
+    )),
+    "command": (cmd_command, "hold leases for the lifetime of a command", True, (
+        _resources("LS:RES:PATH:OFF[:LVER|:SH]", required=True),
+        (("--killpath",), {"metavar": "'PROG ARGS'",
+                           "help": "run this (once) instead of SIGTERM on a graceful request or lease loss"}),
+        _quiet("acquiring"),
+        (("-c",), {"dest": "command_argv", "nargs": REMAINDER, "help": "the command (sanlock style)"}),
+        (("argv",), {"nargs": REMAINDER, "help": "-- the command and its arguments"}),
+    )),
+}
+
+
+def fast_args(words: Sequence[str]) -> Namespace | None:
+    """``client VERB OPTIONS`` read without argparse when cli/args.py handles its form, else None."""
+    if len(words) < 2 or words[0] != "client" or words[1] not in VERBS:
+        return None
+    handler, _, _, options = VERBS[words[1]]
+    return parse_options(words[2:], COMMON + options, {"command": "client", "verb": words[1], "handler": handler})
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``client`` and its verbs on the top-level subparsers."""
+    import argparse
+
     common = argparse.ArgumentParser(add_help=False, parents=[json_parent()])
-    common.add_argument("--run-dir", help="the daemon's run dir (default: $LOCKENGINE_RUN_DIR or /run/lockengine)")
+    common.add_argument(*RUN_DIR[0], **RUN_DIR[1])
     client: argparse.ArgumentParser = subparsers.add_parser("client", help="talk to lockengined", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = client.add_subparsers(dest="verb", metavar="VERB", required=True)
-
-    def verb(name: str, handler: Handler, text: str, add_help: bool = True) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = verbs.add_parser(name, parents=[common], help=text, add_help=add_help)
+    for name, (handler, text, add_help, options) in VERBS.items():
+        p = verbs.add_parser(name, parents=[common], help=text, add_help=add_help)
         p.set_defaults(handler=handler)
-        return p
-
-    p = verb("status", cmd_status, "the daemon, its clients, lockspaces and leases")
-    p.add_argument("-D", dest="detail", action="store_true", help="more detail")
-
-    p = verb("add_lockspace", cmd_add_lockspace, "join a lockspace (waits 2 io timeouts when the slot is free)")
-    p.add_argument("-s", dest="lockspace", metavar="LS:ID:PATH:OFF", required=True)
-    p.add_argument("-o", "--io-timeout", help="seconds (default: the daemon's)")
-    p.add_argument("--async", dest="async_", action="store_true", help="return at once; see inq_lockspace")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while waiting")
-
-    for name, handler, text in (("inq_lockspace", cmd_inq_lockspace, "state of a lockspace (and join progress)"),
-                                ("rem_lockspace", cmd_rem_lockspace, "leave a lockspace (SIGKILLs its holders)")):
-        p = verb(name, handler, text)
-        p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
-        if name == "rem_lockspace":
-            p.add_argument("--unused", action="store_true", help="refuse (EBUSY) if the lockspace has holders")
-
-    # sanlock spells "list hosts" -h 1, so help is --help only here.
-    p = verb("gets", cmd_gets, "lockspaces, and with -h 1 every host seen in them", add_help=False)
-    p.add_argument("-h", dest="hosts", default="0", help="1: list hosts")
-    p.add_argument("--help", action="help")
-
-    for name, handler, text in (("host_status", cmd_host_status, "every host of a lockspace and its liveness"),
-                                ("renewal", cmd_renewal, "renewal history (180 entries)"),
-                                ("examine", cmd_examine, "act now on requests for leases held here"),
-                                ("get_events", cmd_get_events, "events other hosts sent us")):
-        p = verb(name, handler, text)
-        p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
-        if name == "host_status":
-            p.add_argument("-D", dest="detail", action="store_true", help="more detail")
-
-    verb("log_dump", cmd_log_dump, "the daemon's in-memory log")
-
-    p = verb("metrics", cmd_metrics, "Prometheus metrics (text format; node_exporter's textfile collector)")
-    p.add_argument("--audit-log", default="/var/log/lockengine/force-release.log",
-                   help="force-release log to count (absent: none counted)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically instead of stdout (*.prom)")
-
-    for name, handler, text in (("acquire", cmd_acquire, "acquire leases for registered process PID"),
-                                ("release", cmd_release, "release leases of registered process PID")):
-        p = verb(name, handler, text)
-        p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER|:SH]", action="append", default=[],
-                       required=name == "acquire")
-        p.add_argument("-p", dest="pid", required=True)
-        if name == "acquire":
-            p.add_argument("--nowait", action="store_true",
-                           help="fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die")
-            p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while waiting")
-        else:
-            p.add_argument("--all", action="store_true", help="release every lease of PID")
-
-    p = verb("inquire", cmd_inquire, "leases held by registered process PID")
-    p.add_argument("-p", dest="pid", required=True)
-
-    p = verb("request", cmd_request, "ask the owner of a lease to release it")
-    p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER]", required=True)
-    p.add_argument("-f", dest="force_mode", required=True, metavar="graceful|force|2|1",
-                   help="graceful: killpath or SIGTERM; force: SIGKILL")
-
-    p = verb("set_event", cmd_set_event, "send an event to a host through the bitmap")
-    p.add_argument("-s", dest="lockspace", metavar="LS[:ID:PATH:OFF]", required=True)
-    p.add_argument("-i", dest="host_id", required=True)
-    p.add_argument("-g", dest="generation")
-    p.add_argument("-e", dest="event", required=True)
-    p.add_argument("-d", dest="data")
-
-    p = verb("shutdown", cmd_shutdown, "stop the daemon (refused while lockspaces are joined, unless -f 1)")
-    p.add_argument("-f", dest="force", default="0", help="1: kill holders and leave every lockspace first")
-
-    p = verb("command", cmd_command, "hold leases for the lifetime of a command")
-    p.add_argument("-r", dest="resource", metavar="LS:RES:PATH:OFF[:LVER|:SH]", action="append", required=True)
-    p.add_argument("--killpath", metavar="'PROG ARGS'", help="run this (once) instead of SIGTERM on a graceful "
-                                                            "request or lease loss")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr while acquiring")
-    p.add_argument("-c", dest="command_argv", nargs=argparse.REMAINDER, help="the command (sanlock style)")
-    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+        for flags, kw in options:
+            p.add_argument(*flags, **kw)
     return client
-
-

@@ -2,17 +2,24 @@
 
 Only the module of the command given is imported (``lockengine client status`` never loads the lease
 code); ``--help``, ``--version`` and a missing or unknown command load both, so argparse lists them.
+The client verbs' plain forms are read without argparse (cli/args.py, ``client.fast_args``); every
+other form, help and error goes through argparse.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import is_expected, storage_error
 from .output import render_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
+    from .args import Args
 
 COMMANDS = ("direct", "client")
 
@@ -30,6 +37,8 @@ def _add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for ``command`` (one of COMMANDS), or for all of them."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="lockengine",
         description="Storage-lease fencing engine, on-disk compatible with sanlock 3.8.",
@@ -44,8 +53,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
-    args = parser.parse_args(words)
+    args: Args | None = None
+    if words and words[0] == "client":
+        from . import client
+
+        args = client.fast_args(words)
+    if args is None:
+        args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     try:
         code = args.handler(args)
     except KeyboardInterrupt:

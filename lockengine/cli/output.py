@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any, TextIO
 
 from ..errors import EXIT_FAILURE, error_document
+
+TYPE_CHECKING = False  # argparse and typing stay unloaded on the client verbs' fast path (cli/args.py)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, TextIO
+
+    from .args import Args
 
 __all__ = ["emit", "error_document", "format_dump", "format_leader", "json_parent", "render_error"]
 
 
+# The --json flag every verb has: option strings and argparse keywords (cli/args.py reads them too).
+JSON_FLAG: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--json",), {"action": "store_true", "help": "print exactly one JSON document on stdout"})
+
+
 def json_parent() -> argparse.ArgumentParser:
     """A parent parser giving a verb the --json flag (use ``parents=[json_parent()]``)."""
+    import argparse
+
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+    p.add_argument(*JSON_FLAG[0], **JSON_FLAG[1])
     return p
 
 
-def emit(args: argparse.Namespace, doc: dict[str, Any], text: str, out: TextIO | None = None) -> None:
+def emit(args: Args, doc: dict[str, Any], text: str, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
     if getattr(args, "json", False):
         stream.write(json.dumps(doc, sort_keys=False) + "\n")

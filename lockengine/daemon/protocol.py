@@ -16,13 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from ..endpoint import DEFAULT_RUN_DIR as DEFAULT_RUN_DIR
+from ..endpoint import RUN_DIR_ENV as RUN_DIR_ENV
+from ..endpoint import SOCKET_NAME as SOCKET_NAME
+from ..endpoint import VERSION as VERSION
 from ..errors import CODES, InputError, error_document
 
-VERSION = 1
-# Where a client finds the daemon: $LOCKENGINE_RUN_DIR (default /run/lockengine) / lockengined.sock.
-DEFAULT_RUN_DIR = "/run/lockengine"
-RUN_DIR_ENV = "LOCKENGINE_RUN_DIR"
-SOCKET_NAME = "lockengined.sock"
 # A request carries at most 8 resources with paths < 1024 bytes; 64 KiB leaves room and bounds
 # what one misbehaving client can make the daemon buffer.
 MAX_REQUEST = 64 * 1024
