@@ -185,7 +185,10 @@ class PaxosLease:
     def _read_area(self) -> IO[tuple[Leader, AreaSlots]]:
         buf = yield from read_io(self.offset, self.geometry.align_size, self.io_timeout)
         ld = self._verify(buf)
-        return ld, AreaSlots(buf, self.geometry.sector_size, judged_hosts(ld))
+        return ld, AreaSlots(buf, self.geometry.sector_size, self._judged(ld))
+
+    def _judged(self, ld: Leader) -> int:
+        return judged_hosts(ld)
 
     def _check_abort(self) -> None:
         """Every write of an acquire first honours its abort event (the lockspace failed or is being
@@ -436,7 +439,7 @@ class PaxosLease:
             if now_leader.lver > next_lver or now_leader != cur:
                 return None
             try:
-                chosen, sharers = yield from self._ballot(judged_hosts(cur), next_lver, our_mbal, slots.get(self.host_id))
+                chosen, sharers = yield from self._ballot(self._judged(cur), next_lver, our_mbal, slots.get(self.host_id))
             except LockError as exc:
                 if exc.name != "DBLOCK_MBAL":
                     raise

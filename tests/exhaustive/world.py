@@ -54,7 +54,7 @@ HostSteps = Generator["Read | Write | Start", Any, None]
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # "acquire" | "acquire_sh" | "release" | "request"
+    kind: str  # "acquire" | "acquire_sh" (either with "/N": new num_hosts N) | "release" | "request"
 
     def __str__(self) -> str:
         return self.kind
@@ -289,15 +289,16 @@ class Run:
             h.digest = None
 
     def _run_op(self, h: HostRun, lease: PaxosLease, op: str) -> Generator[Read | Write, Any, str]:
+        kind, _, n = op.partition("/")  # "acquire/2": acquire with num_hosts 2 (SANLK_RES_NUM_HOSTS)
         try:
-            if op == "acquire":
-                ld = yield from lease.acquire_io(nowait=True)
+            if kind == "acquire":
+                ld = yield from lease.acquire_io(nowait=True, num_hosts=int(n or 0))
                 h.belief = Belief("ex", ld.lver, h.generation)
-                return f"ok lver {ld.lver}"
-            if op == "acquire_sh":
-                ld = yield from lease.acquire_io(shared=True, nowait=True)
+                return f"ok lver {ld.lver}" + (f" num_hosts {ld.num_hosts}" if n else "")
+            if kind == "acquire_sh":
+                ld = yield from lease.acquire_io(shared=True, nowait=True, num_hosts=int(n or 0))
                 h.belief = Belief("sh", ld.lver, h.generation)
-                return f"ok shared lver {ld.lver}"
+                return f"ok shared lver {ld.lver}" + (f" num_hosts {ld.num_hosts}" if n else "")
             if op == "release":
                 if lease.leader is None:
                     return "nothing held"
