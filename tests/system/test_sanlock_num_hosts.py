@@ -1,19 +1,22 @@
 """num_hosts on acquire (SANLK_RES_NUM_HOSTS, the resource's data32) through lockengined's sanlock socket,
 sent by a raw sanlock-protocol client (python3-sanlock 3.8.5 cannot send it), judged on disk by the real
-`sanlock direct read_leader`; a host whose id is above the new num_hosts is refused (LEADER_NUMHOSTS)."""
+`sanlock direct read_leader`; a host whose id is above the new num_hosts is refused (LEADER_NUMHOSTS), by
+lockengined and by a real sanlock daemon."""
 
 from __future__ import annotations
 
 import errno
 from pathlib import Path
 
+from devkit.sanlockd import SanlockDaemon
 from lockengine.daemon.sanlock import wire
 from lockengine.daemon.sanlock.wire import Header, WireDisk, WireOptions, WireResource
 from lockengine.errors import CODES
 from tests.conftest import LoopFactory
 from tests.interop.test_direct_interop import sanlock_leader
 from tests.support.daemons import DaemonFactory
-from tests.system.test_sanlock_compat import compat_daemon, drive, ok
+from tests.system.test_sanlock_compat import compat_daemon, drive, err, ok
+from tests.system.test_sanlock_mixed_compat import sanlock_peer  # noqa: F401 (a fixture)
 from tests.system.test_sanlock_socket import M, Raw, setup_lockspace, sock_path
 
 
@@ -79,3 +82,29 @@ def test_num_hosts_on_acquire_is_written_kept_and_enforced(daemons: DaemonFactor
     release_all(c5)
     c5.close()
     c.close()
+
+
+def test_a_real_sanlock_host_above_our_num_hosts_is_refused(daemons: DaemonFactory, loop_device: LoopFactory,
+                                                            tmp_path: Path, sanlock: str,
+                                                            sanlock_peer: SanlockDaemon) -> None:  # noqa: F811
+    dev = loop_device(size=8 * M).path
+    d1, ours = compat_daemon(daemons, tmp_path, "h1", watchdog_fire_timeout=60, kill_grace=40)
+    setup_lockspace(d1, ours, dev)
+    theirs = sanlock_peer.run_dir
+    ok(drive(theirs, [{"op": "add_lockspace", "args": ["LS", 5, dev, 0], "kwargs": {"iotimeout": 1}}])[0])
+    c = registered(sock_path(ours))
+    assert acquire(c, dev, "R1", M, 4) == 0
+    release_all(c)
+    steps = [{"op": "register"}, {"op": "acquire", "args": ["LS", "R1", [[dev, M]]], "kwargs": {"slkfd": "$fd"}}]
+    assert err(drive(theirs, steps)[1]) == CODES["LEADER_NUMHOSTS"]
+    assert sanlock_leader(sanlock, "-r", f"LS:R1:{dev}:{M}")["lver"] == "1"  # sanlock wrote nothing
+    # Raised again by lockengine: sanlock reads our leader and takes the lease.
+    assert acquire(c, dev, "R1", M, 8) == 0
+    release_all(c)
+    r = drive(theirs, [*steps, {"op": "release", "args": ["LS", "R1", [[dev, M]]], "kwargs": {"slkfd": "$fd"}}])
+    ok(r[1])
+    ok(r[2])
+    leader = sanlock_leader(sanlock, "-r", f"LS:R1:{dev}:{M}")
+    assert (leader["owner_id"], leader["num_hosts"], leader["lver"]) == ("5", "8", "3")
+    c.close()
+    ok(drive(theirs, [{"op": "rem_lockspace", "args": ["LS", 5, dev, 0]}])[0])
