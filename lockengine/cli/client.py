@@ -274,7 +274,7 @@ def cmd_acquire(args: Args) -> int:
 
     specs = [parse_resource(r, "-r") for r in args.resource]
     with _client(args) as c, _acquire_progress(args, specs) as progress:
-        result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait)
+        result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait, num_hosts=args.num_hosts)
     return _ok(args, progress.reply(result), f"acquire pid {result['pid']} done 0")
 
 
@@ -429,6 +429,8 @@ VERBS: dict[str, tuple[Handler, str, bool, tuple[Option, ...]]] = {
         (("--nowait",), {"action": "store_true",
                          "help": "fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die"}),
         _quiet("waiting"),
+        (("-n", "--num-hosts"), {"dest": "num_hosts", "type": int, "default": 0, "metavar": "N",
+                                 "help": "write num_hosts N into the leader when this host wins (sanlock's -n)"}),
     )),
     "release": (cmd_release, "release leases of registered process PID", True, (
         _resources("LS:RES:PATH:OFF[:LVER|:SH]", default=[], required=False),

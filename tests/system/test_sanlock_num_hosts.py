@@ -8,7 +8,10 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+import pytest
+
 from devkit.sanlockd import SanlockDaemon
+from lockengine.client import DaemonError
 from lockengine.daemon.sanlock import wire
 from lockengine.daemon.sanlock.wire import Header, WireDisk, WireOptions, WireResource
 from lockengine.errors import CODES
@@ -45,11 +48,22 @@ def test_num_hosts_on_acquire_is_written_kept_and_enforced(daemons: DaemonFactor
     r1, r2 = f"LS:R1:{dev}:{M}", f"LS:R2:{dev}:{2 * M}"
     assert sanlock_leader(sanlock, "-r", r1)["num_hosts"] == "2000"
 
+    # The JSON socket (lockengine client acquire -n): R2 to 6; a bad one names the field, writes nothing.
+    with d1.client() as jc:
+        jc.register()
+        with pytest.raises(DaemonError) as e:
+            jc.acquire([f"LS:R2:{dev}:{2 * M}"], num_hosts=2001)
+        assert (e.value.name, e.value.field) == ("EINVAL", "num_hosts")
+        assert sanlock_leader(sanlock, "-r", r2)["lver"] == "0"
+        jc.acquire([f"LS:R2:{dev}:{2 * M}"], num_hosts=6)
+        assert sanlock_leader(sanlock, "-r", r2)["num_hosts"] == "6"
+        jc.release()
+
     c = registered(sock_path(sdir1))
-    # Bad values: -EINVAL, nothing written (lver stays 0), nothing held.
+    # Bad values through the sanlock socket: -EINVAL, nothing written, nothing held.
     for bad in (2001, 70000):
         assert acquire(c, dev, "R2", 2 * M, bad) == -errno.EINVAL
-    assert (sanlock_leader(sanlock, "-r", r2)["lver"], sanlock_leader(sanlock, "-r", r2)["num_hosts"]) == ("0", "2000")
+    assert (sanlock_leader(sanlock, "-r", r2)["lver"], sanlock_leader(sanlock, "-r", r2)["num_hosts"]) == ("1", "6")
     assert "num_hosts" in d1.log_text()
 
     # Lowered to 4 by the winning ballot; the release keeps it.
@@ -71,7 +85,7 @@ def test_num_hosts_on_acquire_is_written_kept_and_enforced(daemons: DaemonFactor
     assert acquire(c5, dev, "R1", M, None) == CODES["LEADER_NUMHOSTS"]
     # ... and may not lower R2 below its own id (it could not read its own leader back).
     assert acquire(c5, dev, "R2", 2 * M, 4) == -errno.EINVAL
-    assert sanlock_leader(sanlock, "-r", r2)["lver"] == "0"
+    assert sanlock_leader(sanlock, "-r", r2)["lver"] == "1"  # as the JSON acquire left it
     # Raising is served: host 1 raises R1 to 8, then host 5 acquires it.
     assert acquire(c, dev, "R1", M, 8) == 0
     assert sanlock_leader(sanlock, "-r", r1)["num_hosts"] == "8"
