@@ -6,6 +6,7 @@ lockengined and by a real sanlock daemon."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -58,12 +59,18 @@ def test_num_hosts_on_acquire_is_written_kept_and_enforced(daemons: DaemonFactor
         jc.acquire([f"LS:R2:{dev}:{2 * M}"], num_hosts=6)
         assert sanlock_leader(sanlock, "-r", r2)["num_hosts"] == "6"
         jc.release()
+        # The CLI, for this registered process: -n 7; a -n that is no number names the field.
+        bad = d1.cli("acquire", "-r", r2, "-p", str(os.getpid()), "-n", "seven")
+        assert bad.returncode != 0 and "num_hosts" in bad.stderr + bad.stdout
+        d1.cli("acquire", "-r", r2, "-p", str(os.getpid()), "-n", "7", check=True)
+        assert sanlock_leader(sanlock, "-r", r2)["num_hosts"] == "7"
+        jc.release()
 
     c = registered(sock_path(sdir1))
     # Bad values through the sanlock socket: -EINVAL, nothing written, nothing held.
     for bad in (2001, 70000):
         assert acquire(c, dev, "R2", 2 * M, bad) == -errno.EINVAL
-    assert (sanlock_leader(sanlock, "-r", r2)["lver"], sanlock_leader(sanlock, "-r", r2)["num_hosts"]) == ("1", "6")
+    assert (sanlock_leader(sanlock, "-r", r2)["lver"], sanlock_leader(sanlock, "-r", r2)["num_hosts"]) == ("2", "7")
     assert "num_hosts" in d1.log_text()
 
     # Lowered to 4 by the winning ballot; the release keeps it.
@@ -85,7 +92,7 @@ def test_num_hosts_on_acquire_is_written_kept_and_enforced(daemons: DaemonFactor
     assert acquire(c5, dev, "R1", M, None) == CODES["LEADER_NUMHOSTS"]
     # ... and may not lower R2 below its own id (it could not read its own leader back).
     assert acquire(c5, dev, "R2", 2 * M, 4) == -errno.EINVAL
-    assert sanlock_leader(sanlock, "-r", r2)["lver"] == "1"  # as the JSON acquire left it
+    assert sanlock_leader(sanlock, "-r", r2)["lver"] == "2"  # as the CLI's acquire left it
     # Raising is served: host 1 raises R1 to 8, then host 5 acquires it.
     assert acquire(c, dev, "R1", M, 8) == 0
     assert sanlock_leader(sanlock, "-r", r1)["num_hosts"] == "8"
