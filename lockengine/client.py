@@ -289,10 +289,12 @@ class Client:
         return self.call("rem_lockspace", {"lockspace": lockspace, "unused": unused})
 
     def acquire(self, resources: Sequence[ResourceArg], *, pid: int | None = None, nowait: bool = False,
-                timeout: float | None = None) -> dict[str, Any]:
+                timeout: float | None = None, num_hosts: int = 0) -> dict[str, Any]:
         args: dict[str, Any] = {"resources": [resource_arg(r) for r in resources], "nowait": nowait}
         if pid is not None:
             args["pid"] = pid
+        if num_hosts:
+            args["num_hosts"] = num_hosts
         return self.call("acquire", args, timeout=timeout)
 
     def release(self, resources: Sequence[ResourceArg] | None = None, *, pid: int | None = None) -> dict[str, Any]:

@@ -157,6 +157,7 @@ class PaxosLease:
         self._abort: threading.Event | None = None  # the running acquire's abort: no write once set
         self._proposed: set[int] = set()  # inp3 of every value naming us that this acquire's phase 2 wrote
         self.keep_mode: ModeBlock | None = None  # kept by every write of our sector that names none (convert.py)
+        self._num_hosts = 0  # the running acquire's new num_hosts (0: keep the leader's)
 
     # ------------------------------------------------------------------ reads
 
@@ -184,7 +185,10 @@ class PaxosLease:
     def _read_area(self) -> IO[tuple[Leader, AreaSlots]]:
         buf = yield from read_io(self.offset, self.geometry.align_size, self.io_timeout)
         ld = self._verify(buf)
-        return ld, AreaSlots(buf, self.geometry.sector_size, ld.num_hosts)
+        return ld, AreaSlots(buf, self.geometry.sector_size, self._judged(ld))
+
+    def _judged(self, ld: Leader) -> int:
+        return judged_hosts(ld)
 
     def _check_abort(self) -> None:
         """Every write of an acquire first honours its abort event (the lockspace failed or is being
@@ -215,11 +219,16 @@ class PaxosLease:
         lver: int = 0,
         nowait: bool = False,
         abort: threading.Event | None = None,
+        num_hosts: int = 0,
     ) -> Leader:
         """Win the lease (exclusive, or shared with ``shared``). Raises LockError with sanlock's names.
 
-        A failure after our phase 2 wrote (our value may be chosen) retracts: see ``_retract``."""
-        return drive(self.storage, self.acquire_io(shared=shared, lver=lver, nowait=nowait, abort=abort))
+        ``num_hosts`` (sanlock's SANLK_RES_NUM_HOSTS; 0 keeps it) goes into the leader we commit
+        when we win (``_commit``, guarded by ``_guard_num_hosts``). A failure after our phase 2 wrote (our value may be
+        chosen) retracts: see ``_retract``."""
+        return drive(
+            self.storage, self.acquire_io(shared=shared, lver=lver, nowait=nowait, abort=abort, num_hosts=num_hosts)
+        )
 
     def acquire_io(
         self,
@@ -228,16 +237,31 @@ class PaxosLease:
         lver: int = 0,
         nowait: bool = False,
         abort: threading.Event | None = None,
+        num_hosts: int = 0,
     ) -> IO[Leader]:
         """``acquire`` as a step machine."""
-        self._abort, self._proposed = abort, set()
+        self._check_num_hosts(num_hosts)  # before any I/O: a bad value writes nothing
+        self._abort, self._proposed, self._num_hosts = abort, set(), num_hosts
         try:
             return (yield from self._acquire(shared, lver, nowait, abort))
         except (LockError, OSError):
             yield from self._retract()
             raise
         finally:
-            self._abort = None
+            self._abort, self._num_hosts = None, 0
+
+    def _check_num_hosts(self, num_hosts: int) -> None:
+        if not num_hosts:
+            return
+        top = self.geometry.max_hosts
+        if not 1 <= num_hosts <= top:
+            raise InputError("num_hosts", num_hosts, f"use 1..{top} for {self.geometry.describe()} (0 keeps it)")
+        if num_hosts < self.host_id:
+            raise InputError(
+                "num_hosts", num_hosts,
+                f"use at least {self.host_id}, this host's id: a lower value would leave our own leader "
+                "unreadable here (LEADER_NUMHOSTS, -228)",
+            )
 
     def _acquire(self, shared: bool, lver: int, nowait: bool, abort: threading.Event | None) -> IO[Leader]:
         if not shared:
@@ -302,6 +326,7 @@ class PaxosLease:
             cur, slots = yield from self._read_area()
             if lver and cur.lver != lver:
                 raise LockError("ACQUIRE_LVER", f"{self.resource_name}: lver is {cur.lver}, required {lver}")
+            self._guard_num_hosts(cur, slots.sharers(self.host_id))  # before any write of ours
             if not (yield from self._may_run(cur, slots, nowait, abort)):
                 continue  # the leader changed while we waited: start over
             try:
@@ -414,7 +439,7 @@ class PaxosLease:
             if now_leader.lver > next_lver or now_leader != cur:
                 return None
             try:
-                chosen, sharers = yield from self._ballot(cur.num_hosts, next_lver, our_mbal, slots.get(self.host_id))
+                chosen, sharers = yield from self._ballot(self._judged(cur), next_lver, our_mbal, slots.get(self.host_id))
             except LockError as exc:
                 if exc.name != "DBLOCK_MBAL":
                     raise
@@ -472,6 +497,9 @@ class PaxosLease:
         )
         if new.owner_id == self.host_id:
             new = replace(new, flags=(new.flags | LFL_SHORT_HOLD) if short_hold else (new.flags & ~LFL_SHORT_HOLD))
+        if self._num_hosts and (new.owner_id, new.owner_generation) == (self.host_id, self.generation):
+            self._guard_num_hosts(cur, sharers)  # the ballot's reads: a sharer may have come since
+            new = replace(new, num_hosts=self._num_hosts)
         new = new.with_checksum()
         yield from self._write_leader(new)
         if (new.owner_id, new.owner_generation) != (self.host_id, self.generation):
@@ -480,6 +508,21 @@ class PaxosLease:
         if not short_hold and sharers:
             yield from self._clear_sharers(sharers)
         return new
+
+    def _guard_num_hosts(self, cur: Leader, sharers: set[tuple[int, int]]) -> None:
+        """Refuse to lower num_hosts below a host that holds the lease shared: a sanlock host reads
+        (and clears dead sharers among) dblocks 1..num_hosts only, so it would no longer see that
+        holder (docs/ondisk.md, "num_hosts"). Stricter than sanlock, which does not look."""
+        if not self._num_hosts:
+            return
+        above = sorted(h for h, _ in sharers if h > self._num_hosts)
+        if above:
+            raise LockError(
+                "EBUSY",
+                f"{self.resource_name}: num_hosts {self._num_hosts} would hide shared holders {above} "
+                f"(now {cur.num_hosts}); release those first or use num_hosts >= {above[-1]}",
+                field="num_hosts",
+            )
 
     def _clear_sharers(self, sharers: set[tuple[int, int]]) -> IO[None]:
         """An exclusive winner may keep the lease only if no shared holder is alive."""
@@ -558,6 +601,16 @@ class PaxosLease:
                 write_timestamp=monotime(self.clock), flags=cur.flags & ~LFL_SHORT_HOLD,
             )
         )
+
+
+def judged_hosts(ld: Leader) -> int:
+    """How many dblocks our reads judge: every one of the area (max_hosts), whatever the leader's
+    num_hosts says. num_hosts can change at each lease version (SANLK_RES_NUM_HOSTS) and a late
+    commit of an older view can bring the old value back, so two hosts in one ballot could trust
+    different values; Disk Paxos is safe only if each reads every dblock another may write. Empty
+    dblocks cost one comparison per 32 (scan_paxos_sectors); num_hosts still bounds who may run
+    (LEADER_NUMHOSTS) and what sanlock hosts read."""
+    return max(ld.num_hosts, ld.max_hosts)
 
 
 def judge_phase(

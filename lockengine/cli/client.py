@@ -269,12 +269,21 @@ def cmd_log_dump(args: Args) -> int:
     return _ok(args, {"lines": lines}, "\n".join(lines))
 
 
+def _num_hosts(text: str | None) -> int:
+    """-n N (the daemon checks the range against the resource's geometry and our host id)."""
+    if text is None:
+        return 0
+    if not (text.isascii() and text.isdigit()):
+        raise InputError("num_hosts", text, "give -n a whole number, 1 to the resource's max_hosts (2000 at 512/1M)")
+    return int(text)
+
+
 def cmd_acquire(args: Args) -> int:
     from ..strings import parse_resource
 
     specs = [parse_resource(r, "-r") for r in args.resource]
     with _client(args) as c, _acquire_progress(args, specs) as progress:
-        result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait)
+        result = c.acquire(specs, pid=_pid(args.pid), nowait=args.nowait, num_hosts=_num_hosts(args.num_hosts))
     return _ok(args, progress.reply(result), f"acquire pid {result['pid']} done 0")
 
 
@@ -429,6 +438,8 @@ VERBS: dict[str, tuple[Handler, str, bool, tuple[Option, ...]]] = {
         (("--nowait",), {"action": "store_true",
                          "help": "fail with ACQUIRE_OWNED_RETRY instead of waiting for a silent owner to die"}),
         _quiet("waiting"),
+        (("-n", "--num-hosts"), {"dest": "num_hosts", "metavar": "N",
+                                 "help": "write num_hosts N into the leader when this host wins (sanlock's -n)"}),
     )),
     "release": (cmd_release, "release leases of registered process PID", True, (
         _resources("LS:RES:PATH:OFF[:LVER|:SH]", default=[], required=False),

@@ -218,8 +218,10 @@ def cmd_acquire(d: Daemon, ctx: CallContext, args: dict[str, Any]) -> Result:
     specs = resource_specs(args)
     client = target_client(d, ctx, args)
     authorize_specs(d, ctx, specs)
+    num_hosts = arg_int(args, "num_hosts", 0, 0, MAX_HOST_ID)  # 0 keeps it; PaxosLease.acquire checks the rest
     with storage_errors(resource_areas(specs)):
-        held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"))
+        held = d.resources.acquire(client, specs, nowait=arg_bool(args, "nowait"),
+                                   num_hosts=dict.fromkeys(range(len(specs)), num_hosts) if num_hosts else None)
     return {"pid": client.pid, "lver": held[0].lver,
             "resources": [{"resource": h.label, "lver": h.lver, "shared": h.spec.shared} for h in held]}
 

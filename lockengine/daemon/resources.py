@@ -157,13 +157,15 @@ class ResourceManager:
     # ------------------------------------------------------------------ acquire
 
     def acquire(self, client: Client, specs: list[ResourceSpec], *, nowait: bool = False,
-                persistent: frozenset[int] = frozenset(), orphan: str = "") -> list[Held]:
+                persistent: frozenset[int] = frozenset(), orphan: str = "",
+                num_hosts: dict[int, int] | None = None) -> list[Held]:
         """All or nothing: on any failure the leases won so far are released again (an adopted orphan
         goes back to the orphans). ``persistent``: indexes of specs acquired PERSISTENT; ``orphan``:
-        "" (an orphan here is -EUCLEAN), "allow" (adopt it, else acquire) or "only" (adopt, else -ENOENT)."""
+        "" (an orphan here is -EUCLEAN), "allow" (adopt it, else acquire) or "only" (adopt, else -ENOENT);
+        ``num_hosts``: spec index -> the new num_hosts its ballot commits (PaxosLease.acquire)."""
         start, failure = self.runtime.clock(), None
         try:
-            held = self._acquire(client, specs, nowait, orphan)
+            held = self._acquire(client, specs, nowait, orphan, num_hosts or {})
             for i, h in enumerate(held):
                 h.persistent = i in persistent
             return held
@@ -173,7 +175,8 @@ class ResourceManager:
         finally:
             self._count(ACQUIRES, [s.lockspace for s in specs], start, failure)
 
-    def _acquire(self, client: Client, specs: list[ResourceSpec], nowait: bool, orphan: str = "") -> list[Held]:
+    def _acquire(self, client: Client, specs: list[ResourceSpec], nowait: bool, orphan: str = "",
+                 num_hosts: dict[int, int] | None = None) -> list[Held]:
         if not 1 <= len(specs) <= MAX_PER_CALL:
             raise InputError("resources", len(specs), f"give 1 to {MAX_PER_CALL} resources per call")
         spaces: dict[str, Lockspace] = {}
@@ -187,8 +190,8 @@ class ResourceManager:
         aborts = {name: ls.ballot_started() for name, ls in spaces.items()}
         try:
             try:
-                for h in reserved:
-                    self._acquire_one(h, nowait, aborts[h.spec.lockspace])
+                for i, h in enumerate(reserved):
+                    self._acquire_one(h, nowait, aborts[h.spec.lockspace], (num_hosts or {}).get(i, 0))
             except BaseException as exc:
                 for h in reserved:
                     self._undo(h, _may_have_written(exc))
@@ -275,7 +278,7 @@ class ResourceManager:
         orphan.adopted = True
         return orphan
 
-    def _acquire_one(self, h: Held, nowait: bool, abort: threading.Event) -> None:
+    def _acquire_one(self, h: Held, nowait: bool, abort: threading.Event, num_hosts: int = 0) -> None:
         ls = self._joined(h.spec.lockspace)
         if h.lease is not None:  # sharing a lease this host holds: no ballot
             return
@@ -288,7 +291,8 @@ class ResourceManager:
         )
         self._geometry[gkey] = lease.geometry
         h.lease = lease
-        leader = lease.acquire(shared=h.spec.shared, lver=h.spec.lver or 0, nowait=nowait, abort=abort)
+        leader = lease.acquire(shared=h.spec.shared, lver=h.spec.lver or 0, nowait=nowait, abort=abort,
+                               num_hosts=num_hosts)
         h.lver = leader.lver
         if abort.is_set():  # failed or being removed while the ballot ran: it must not count
             raise LockError("ENOSPC", f"lockspace {ls.name!r} failed or is being removed on this host")

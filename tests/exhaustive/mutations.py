@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lockengine.liveness import RUN
-from lockengine.ondisk import AreaSlots, DBlock, HostSlot, Leader
+from lockengine.ondisk import AreaSlots, DBlock, HostSlot, Leader, verify_paxos_leader
 from lockengine.paxos import IO, PaxosLease
 
 from .world import ModelLiveness
@@ -50,3 +50,21 @@ class IgnoredSharers(PaxosLease):
     def _clear_sharers(self, sharers: set[tuple[int, int]]) -> IO[None]:
         return
         yield  # a step machine without I/O
+
+
+class Sanlock38NumHosts(PaxosLease):
+    """num_hosts as sanlock 3.8 serves it: ballots read dblocks 1..num_hosts only, and a lowering
+    ignores the shared holders above it."""
+
+    def _judged(self, ld: Leader) -> int:
+        return ld.num_hosts
+
+    def _guard_num_hosts(self, cur: Leader, sharers: set[tuple[int, int]]) -> None:
+        return
+
+
+class NoNumHostsRefusal(Sanlock38NumHosts):
+    """Sanlock38NumHosts, and a host above num_hosts runs ballots anyway (no LEADER_NUMHOSTS)."""
+
+    def _verify(self, buf: bytes) -> Leader:
+        return verify_paxos_leader(buf, self.space_name, self.resource_name)

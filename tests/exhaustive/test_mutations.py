@@ -21,6 +21,17 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
     "exclusive winner ignoring shared holders": (
         worlds.shared, {"lease_factory": mutations.IgnoredSharers}, "beside shared holders",
     ),
+    # sanlock 3.8's num_hosts: o, mid-ballot with the old view, commits p's lver 1 with num_hosts 3,
+    # then runs lver 2 over dblocks 1..3 while q runs it over 1..2 (q never sees o).
+    "ballots trusting the leader's num_hosts (sanlock 3.8)": (
+        worlds.num_hosts_lowered, {"lease_factory": mutations.Sanlock38NumHosts}, "lver 2 decided twice",
+    ),
+    "... and no LEADER_NUMHOSTS refusal": (
+        worlds.num_hosts_lowered, {"lease_factory": mutations.NoNumHostsRefusal}, "decided twice",
+    ),
+    "num_hosts lowered below a shared holder": (
+        worlds.num_hosts_shared, {"lease_factory": mutations.Sanlock38NumHosts}, "beside shared holders",
+    ),
 }
 
 
@@ -40,6 +51,7 @@ def test_each_mutation_gives_a_replayable_counterexample(case: str) -> None:
 
 def test_the_unbroken_code_passes_the_worlds_the_mutations_fail() -> None:
     """The same worlds with the production classes: no counterexample (so each mutation is what fails)."""
-    for make in (worlds.race2, worlds.stale_released, worlds.stall, worlds.shared):
+    for make in (worlds.race2, worlds.stale_released, worlds.stall, worlds.shared, worlds.num_hosts_lowered,
+                 worlds.num_hosts_shared):
         res = explore(make())
         assert res.violation is None and res.complete, res.counterexample()

@@ -54,7 +54,7 @@ HostSteps = Generator["Read | Write | Start", Any, None]
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # "acquire" | "acquire_sh" | "release" | "request"
+    kind: str  # "acquire" | "acquire_sh" (either with "/N": new num_hosts N) | "release" | "request"
 
     def __str__(self) -> str:
         return self.kind
@@ -289,15 +289,16 @@ class Run:
             h.digest = None
 
     def _run_op(self, h: HostRun, lease: PaxosLease, op: str) -> Generator[Read | Write, Any, str]:
+        kind, _, n = op.partition("/")  # "acquire/2": acquire with num_hosts 2 (SANLK_RES_NUM_HOSTS)
         try:
-            if op == "acquire":
-                ld = yield from lease.acquire_io(nowait=True)
+            if kind == "acquire":
+                ld = yield from lease.acquire_io(nowait=True, num_hosts=int(n or 0))
                 h.belief = Belief("ex", ld.lver, h.generation)
-                return f"ok lver {ld.lver}"
-            if op == "acquire_sh":
-                ld = yield from lease.acquire_io(shared=True, nowait=True)
+                return f"ok lver {ld.lver}" + (f" num_hosts {ld.num_hosts}" if n else "")
+            if kind == "acquire_sh":
+                ld = yield from lease.acquire_io(shared=True, nowait=True, num_hosts=int(n or 0))
                 h.belief = Belief("sh", ld.lver, h.generation)
-                return f"ok shared lver {ld.lver}"
+                return f"ok shared lver {ld.lver}" + (f" num_hosts {ld.num_hosts}" if n else "")
             if op == "release":
                 if lease.leader is None:
                     return "nothing held"
@@ -336,7 +337,7 @@ class Run:
                 self._rebuild(h)
             n = len(h.history)
             h.history.append(item)
-            self._step(h, verdict)
+            self._step(h, (kind, self._full(value, p.offset, p.length)) if isinstance(value, bytes) and p else verdict)
             answers = tuple(h.history[n + 1 :])
             if h.op is None:
                 h.lease_snap = _snapshot(h.lease) if h.lease is not None else ""
@@ -450,8 +451,12 @@ class Run:
                 self.log.append(f"{h.name} starts {h.script[h.pos]}")
                 self._resume(h, ("ok", None))
             elif p.kind == "read":
-                data = bytes(self.disk[p.offset : p.offset + p.length])
-                h.digest.update(hashlib.blake2b(data[: self.span] if p.offset == 0 else data, digest_size=16).digest())
+                # Only the part up to the span is copied: the rest is the initial area (nothing writes
+                # there), appended only when the step machine actually runs (_resume, _full).
+                data = bytes(self.disk[p.offset : min(p.offset + p.length, max(self.span, p.offset))])
+                if p.offset:
+                    data = self._full(data, p.offset, p.length)
+                h.digest.update(hashlib.blake2b(data, digest_size=16).digest())
                 self.log.append(f"{h.name} reads {p.length} at {p.offset}")
                 self._resume(h, ("ok", data))
             elif p.kind == "landed":
@@ -594,6 +599,12 @@ class Run:
 
     _HOST_FIELDS = ("pos", "op", "op_io", "op_first_io_done", "belief", "pending", "finished", "digest", "outcomes")
 
+    def _full(self, value: bytes, offset: int, length: int) -> bytes:
+        """A read's bytes cut at the span, completed from the initial area (nothing writes beyond the span)."""
+        if len(value) < length:
+            return value + self._initial[offset + len(value) : offset + length]
+        return value
+
     def _rebuild(self, h: HostRun) -> None:
         """A fresh lease (same factory, generation and script) handed h's history again (liveness
         answers included) is, the host being deterministic, where h's history says it is. The
@@ -613,8 +624,8 @@ class Run:
             h.steps = self._host_main(h, h.lease)
             while h.replaying:
                 _, kind, value, offset, length = h.replaying.popleft()
-                if isinstance(value, bytes) and len(value) < length:
-                    value += self._initial[offset + len(value) : offset + length]
+                if isinstance(value, bytes):
+                    value = self._full(value, offset, length)
                 self._step(h, (kind, value))
         finally:
             h.replaying = None

@@ -100,10 +100,56 @@ def late_commit_after_window() -> World:
     return late_commit(True)
 
 
+def num_hosts_lowered() -> World:
+    """The resource starts at num_hosts 3; p (id 1) acquires with num_hosts 2 and releases, o (id 3)
+    races p from the start (it may be mid-ballot, with the old view, while p lowers), q (id 2)
+    acquires once p's acquire ended. o must end refused (LEADER_NUMHOSTS) or with lver 1 before the
+    lowering; never two owners."""
+    return World(
+        "num-hosts-lowered",
+        (
+            HostSpec("p", 1, ("acquire/2", R)),
+            HostSpec("q", 2, (A,), after=((0, "p", 1, 0),)),
+            HostSpec("o", 3, (A, A)),
+        ),
+        max_io_per_op=6,
+    )
+
+
+def num_hosts_late_commit() -> World:
+    """num_hosts_lowered where one leader write may hang and land late, even after its caller timed
+    out: o's commit of lver 1 with the old num_hosts 3 may land after p lowered it and released."""
+    return World(
+        "num-hosts-late-commit",
+        (
+            HostSpec("p", 1, ("acquire/2", R)),
+            HostSpec("q", 2, (A,), after=((0, "p", 1, 0),)),
+            HostSpec("o", 3, (A, A)),
+        ),
+        hangs=1, hang_leader_only=True, late_after_timeout=True, max_io_per_op=6,
+    )
+
+
+def num_hosts_shared() -> World:
+    """o (id 3) acquires shared while p (id 1) twice tries to acquire with num_hosts 2 (then
+    releases), and q (id 2) acquires exclusive once p's two acquires ended: a lowering must never
+    hide o's SHARED mode block (p's second try meets it: EBUSY)."""
+    return World(
+        "num-hosts-shared",
+        (
+            HostSpec("p", 1, ("acquire/2", "acquire/2", R)),
+            HostSpec("q", 2, (A,), after=((0, "p", 2, 0),)),
+            HostSpec("o", 3, ("acquire_sh",)),
+        ),
+        max_io_per_op=10,
+    )
+
+
 WorldMaker = Callable[[], World]
 CI: tuple[WorldMaker, ...] = (
     race2, crash_restart, committed_for_us, shared, requests, stall, stale_released,
-    race3, late_commit, late_commit_after_window,
+    race3, late_commit, late_commit_after_window, num_hosts_lowered, num_hosts_late_commit,
+    num_hosts_shared,
 )
 
 DEEP: dict[str, WorldMaker] = {m.__name__: m for m in (*CI, shared3)}
@@ -121,6 +167,12 @@ COVERS: dict[str, tuple[str, ...]] = {
     "race3": ("p release:ok", "q acquire:ok lver 2", "o acquire:ok lver 2"),
     "late_commit": ("o acquire:ok lver 2", "p acquire:ok lver 3", "p acquire:ok lver 4"),
     "late_commit_after_window": ("o acquire:ok lver 2", "p acquire:ok lver 4"),
+    "num_hosts_lowered": ("p acquire/2:ok lver 1 num_hosts 2", "p release:ok", "o acquire:ok lver 1",
+                          "o acquire:ACQUIRE_OTHER", "o acquire:LEADER_NUMHOSTS", "q acquire:ok lver 2"),
+    "num_hosts_late_commit": ("p acquire/2:ok lver 1 num_hosts 2", "p release:ok", "o acquire:ok lver 2",
+                              "o acquire:LEADER_NUMHOSTS", "q acquire:ok lver 2"),
+    "num_hosts_shared": ("o acquire_sh:ok shared lver 1", "o acquire_sh:LEADER_NUMHOSTS", "p acquire/2:EBUSY",
+                         "p acquire/2:ok lver 2 num_hosts 2", "q acquire:EAGAIN", "q acquire:ok lver 3"),
 }
 
 # The delta-lease worlds (delta_worlds.py): the same search and CLI (``--world delta_NAME``).

@@ -158,7 +158,10 @@ def test_error_replies_and_connection_model(daemons: DaemonFactory, loop_device:
     assert reg.call(*acquire_msg(dev, "R1", M))[0] == 0
     # ORPHAN_ONLY adopts, never acquires: R2 is no orphan here (tests/system/test_sanlock_orphans.py).
     assert reg.call(*acquire_msg(dev, "R2", 2 * M, cmd_flags=wire.ACQUIRE_ORPHAN_ONLY))[0] == -errno.ENOENT
-    assert reg.call(*acquire_msg(dev, "R2", 2 * M, flags=wire.RES_NUM_HOSTS))[0] == -errno.EOPNOTSUPP
+    # num_hosts on acquire is served (tests/system/test_sanlock_num_hosts.py); a bad one is -EINVAL.
+    bad = WireResource("LS", "R2", data32=5000, flags=wire.RES_NUM_HOSTS, disks=(WireDisk(dev, 2 * M),)).encode()
+    bad += WireOptions("raw").encode()
+    assert reg.call(Header(cmd=wire.ACQUIRE, length=32 + len(bad), data=1, data2=wire.PID_SELF), bad)[0] == -errno.EINVAL
     result, _, _ = reg.call(Header(magic=0x12345678, cmd=wire.INQUIRE))
     assert result == -errno.EINVAL
     result, count, body = reg.call(Header(cmd=wire.INQUIRE, data2=wire.PID_SELF))

@@ -9,9 +9,11 @@ flight at a time (a second gets -EBUSY), as in sanlock. Who may do what: access.
 rules), checked here before a command starts and, for paths, inside the handlers on the worker pool.
 
 PERSISTENT leases, ACQUIRE_ORPHAN(_ONLY) and REL_ORPHAN are served (lockengine/daemon/orphans.py).
-SET_CONFIG is served (lockspaces.py). Refused with -EOPNOTSUPP and a log line naming the feature: num_hosts
-on acquire, multi-disk resources, set_event flags other than CUR_GENERATION, rindex,
-shutdown. The lock value block is served (lockengine/lvb.py).
+SET_CONFIG is served (lockspaces.py). num_hosts on acquire (SANLK_RES_NUM_HOSTS, data32) is served,
+stricter than sanlock (docs/daemon.md, "num_hosts on acquire"): 1..max_hosts and at least our host id
+(else -EINVAL, nothing written), never below a shared holder (-EBUSY), written only into a leader
+naming us. Refused with -EOPNOTSUPP and a log line naming the feature: multi-disk resources,
+set_event flags other than CUR_GENERATION, rindex, shutdown. The lock value block is served (lockengine/lvb.py).
 (RENEWAL and LOG_DUMP are served: they only read the daemon's memory.)
 """
 
@@ -179,9 +181,10 @@ class Commands:
                   "allow" if h.cmd_flags & wire.ACQUIRE_ORPHAN else "")
         specs = []
         persistent = frozenset(i for i, res in enumerate(req.resources) if res.flags & wire.RES_PERSISTENT)
+        # SANLK_RES_NUM_HOSTS: data32 is the num_hosts the winning ballot writes (0 keeps it, as in sanlock);
+        # PaxosLease.acquire checks it (1..max_hosts, >= our host id) before any I/O.
+        num_hosts = {i: res.data32 for i, res in enumerate(req.resources) if res.flags & wire.RES_NUM_HOSTS}
         for i, res in enumerate(req.resources):
-            if res.flags & wire.RES_NUM_HOSTS:
-                raise unsupported(f"resources[{i}]: num_hosts on acquire (SANLK_RES_NUM_HOSTS)")
             spec = resource_spec(res, f"resources[{i}]")
             access.path(self.d, caller, spec.path, f"resources[{i}].disks[0].path")
             if orphan:
@@ -192,7 +195,7 @@ class Commands:
         if req.options is not None and req.options.owner_name:
             client.name = req.options.owner_name
         held = self.d.resources.acquire(client, specs, nowait=bool(h.cmd_flags & wire.ACQUIRE_OWNER_NOWAIT),
-                                        persistent=persistent, orphan=orphan)
+                                        persistent=persistent, orphan=orphan, num_hosts=num_hosts)
         if h.cmd_flags & wire.ACQUIRE_LVB:
             try:
                 for x in held:
