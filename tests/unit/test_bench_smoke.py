@@ -30,3 +30,14 @@ def test_the_report_shows_each_measured_figure_and_its_ratio() -> None:
     assert lines["acquires/s, 8 client(s)"].split()[-1] == "0.50x"
     assert lines["RSS, 10 lockspace(s) (MiB)"].split()[-1] == "2.00x"
     assert out.splitlines()[-1].endswith("2.00x")  # client status / bare interpreter
+
+
+def test_the_report_shows_the_daemons_cpu_per_lease_operation() -> None:
+    le = {"acquire_cpu_ms_8": 1.5, "release_cpu_ms_8": 0.5}
+    sl = {"acquire_cpu_ms_8": 0.5, "release_cpu_ms_8": 0.1}
+    out = render({"device": "/dev/loopX", "io_timeout": 1, "count": 5, "resources": 8, "clients": [8],
+                  "lockspaces": 0, "leases": 0, "growth": [], "growth_idle": 1.0, "lockengine": le,
+                  "sanlock": sl, "ratio_lockengine_to_sanlock": {k: le[k] / sl[k] for k in sl}})
+    rows = [line.split() for line in out.splitlines() if "daemon CPU per" in line]
+    assert [r[3] for r in rows] == ["acquire", "release"]
+    assert [r[-1] for r in rows] == ["3.00x", "5.00x"]
