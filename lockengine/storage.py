@@ -17,7 +17,9 @@ into result buffers the handle reuses (``read_reusing``): a fresh 1 MiB ``bytes`
 fresh mapping, its page faults and an unmap in the daemon (its malloc serves every buffer above
 128 KiB with mmap: daemon/main.py), ~0.5 ms of CPU each, more than half of an acquire's CPU. A
 pooled buffer is handed out again only once nothing but the pool refers to it (CPython's reference
-count; a caller that keeps the buffer keeps it to itself).
+count; a caller that keeps the buffer keeps it to itself). The pool grows with the number of large
+reads in flight or held at once (a burst of 32 acquires holds up to 64), and is let go by the first
+I/O after POOL_IDLE seconds without a large read (a renewal), so a burst leaves no memory behind.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -41,7 +44,8 @@ BLKGETSIZE64 = 0x80081272
 MAX_IO = 8 << 20
 MAX_IDLE = 8  # idle workers kept per handle (each is a thread, an fd and a buffer)
 POOL_MIN = 128 << 10  # reads from this size on may use reused result buffers (read_reusing)
-MAX_POOLED = 16  # reused result buffers kept per handle
+MAX_POOLED = 64  # reused result buffers kept per handle
+POOL_IDLE = 10.0  # seconds without a large read after which the next I/O lets the pool go
 
 
 def _refs(pool: list[bytearray], i: int) -> int:
@@ -145,6 +149,8 @@ class DirectStorage:
         self._stat_fd: int | None = os.dup(first.fd)  # what stat() reports, whichever worker is busy
         self._closed = False
         self._pool: list[bytearray] = []  # result buffers of large reads (read_reused); under _lock
+        self._pool_used = 0.0  # when a large read last took a buffer
+        self.clock: Callable[[], float] = time.monotonic
         self.abandoned = 0
 
     def size(self) -> int:
@@ -177,6 +183,9 @@ class DirectStorage:
         worker.stop()
 
     def _submit(self, make_job: Callable[[_Worker], Callable[[], object]], timeout: float, what: str) -> object:
+        if self._pool and self.clock() - self._pool_used > POOL_IDLE:
+            with self._lock:  # buffers still held by callers are theirs; they just go back to nobody
+                self._pool = []
         worker = self._borrow(what.split(" ", 1)[0])  # "read" or "write"
         worker.jobs.put(make_job(worker))
         try:
@@ -222,6 +231,7 @@ class DirectStorage:
         if length < POOL_MIN or not _POOLING:
             return bytearray(length)
         with self._lock:  # every hand-out happens here: a free buffer goes to one caller only
+            self._pool_used = self.clock()
             pool = self._pool
             spare = -1
             for i in range(len(pool)):

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from lockengine import storage
 from lockengine.errors import InputError, LockError
 from lockengine.storage import DirectStorage, device_sector_size, device_size
 from tests.conftest import LoopFactory
@@ -211,3 +212,26 @@ def test_a_timed_out_reused_read_never_lands_in_another_callers_buffer(
     finally:
         release.set()
         st.close()
+
+
+def test_the_read_buffer_pool_is_let_go_after_an_idle_spell(loop_device: LoopFactory) -> None:
+    """A burst of large reads leaves no buffers behind: the first I/O after POOL_IDLE seconds without
+    one empties the pool; a buffer a caller still holds stays the caller's, never handed out again."""
+    dev = loop_device(size=4 << 20)
+    now = [1000.0]
+    with DirectStorage(dev.path) as st:
+        st.clock = lambda: now[0]
+        a_data = _fill(st, 0, 0xAA)
+        held = st.read_reused(0, AREA, 5)
+        dropped = st.read_reused(0, AREA, 5)
+        del dropped
+        assert len(st._pool) == 2
+        now[0] += storage.POOL_IDLE / 2
+        st.read(0, 512, 5)
+        assert len(st._pool) == 2  # not idle long enough
+        now[0] += storage.POOL_IDLE
+        st.read(0, 512, 5)
+        assert st._pool == []
+        fresh = [st.read_reused(1 << 20, AREA, 5) for _ in range(2)]
+        assert all(f is not held for f in fresh)
+        assert held == a_data
