@@ -436,7 +436,7 @@ _SCAN_CHUNK = 32  # sectors skipped with one comparison when all zero
 _ZERO_VIEW = memoryview(bytes(_SCAN_CHUNK * 4096))
 
 
-def scan_paxos_sectors(buf: bytes, sector_size: int, num_hosts: int) -> list[tuple[int, SlotFields]]:
+def scan_paxos_sectors(buf: bytes | bytearray, sector_size: int, num_hosts: int) -> list[tuple[int, SlotFields]]:
     """(host_id, fields) of every host sector in ``buf`` that is not all zero; checksums not verified.
 
     The hot path of every ballot: zero runs of 32 sectors are skipped with one memcmp-speed
@@ -458,7 +458,7 @@ def scan_paxos_sectors(buf: bytes, sector_size: int, num_hosts: int) -> list[tup
     return out
 
 
-def slot_checksum_ok(buf: bytes, sector_size: int, host_id: int, fields: SlotFields) -> bool:
+def slot_checksum_ok(buf: bytes | bytearray, sector_size: int, host_id: int, fields: SlotFields) -> bool:
     """A dblock's checksum; an all-zero dblock counts as valid, as in sanlock."""
     F = SlotField
     if not (fields[F.MBAL] or fields[F.BAL] or fields[F.INP] or fields[F.LVER] or fields[F.CHECKSUM]):
@@ -478,7 +478,7 @@ def decode_paxos_slots(buf: bytes, sector_size: int, num_hosts: int) -> dict[int
 class AreaSlots:
     """The non-empty host sectors of one read, decoded into objects only on demand."""
 
-    def __init__(self, buf: bytes, sector_size: int, num_hosts: int) -> None:
+    def __init__(self, buf: bytes | bytearray, sector_size: int, num_hosts: int) -> None:
         self._buf = buf
         self._s = sector_size
         self._fields = dict(scan_paxos_sectors(buf, sector_size, num_hosts))

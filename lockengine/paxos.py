@@ -50,7 +50,7 @@ from .ondisk import (
     slot_dblock,
     verify_paxos_leader,
 )
-from .storage import Storage
+from .storage import Storage, read_reusing
 
 EAGAIN_SHARED = CODES["EAGAIN"]
 SH_RETRIES = 8
@@ -60,11 +60,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Read:
-    """A step machine asks for ``length`` bytes at ``offset``; it is sent the bytes read."""
+    """A step machine asks for ``length`` bytes at ``offset``; it is sent the bytes read.
+
+    ``reuse``: the bytes may come in a buffer the storage hands out again once the step machine has
+    dropped it (storage.read_reusing), for the large area reads of a ballot."""
 
     offset: int
     length: int
     timeout: float
+    reuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Write:
 
 # A step machine: yields I/O requests, is sent each result (or has the I/O's exception thrown in at
 # the yield), returns its result.
-IO = Generator[Read | Write, bytes | None, T]
+IO = Generator[Read | Write, bytes | bytearray | None, T]
 
 
 def drive(storage: Storage, steps: IO[T]) -> T:
@@ -87,10 +91,13 @@ def drive(storage: Storage, steps: IO[T]) -> T:
         req = next(steps)
         while True:
             failure: BaseException | None = None
-            out: bytes | None = None
+            out: bytes | bytearray | None = None
             try:
                 if isinstance(req, Read):
-                    out = storage.read(req.offset, req.length, req.timeout)
+                    if req.reuse:
+                        out = read_reusing(storage, req.offset, req.length, req.timeout)
+                    else:
+                        out = storage.read(req.offset, req.length, req.timeout)
                 else:
                     storage.write(req.offset, req.data, req.timeout)
             except BaseException as exc:  # raised inside the step machine, where the I/O was asked for
@@ -103,6 +110,13 @@ def drive(storage: Storage, steps: IO[T]) -> T:
 
 def read_io(offset: int, length: int, timeout: float) -> IO[bytes]:
     out = yield Read(offset, length, timeout)
+    assert isinstance(out, bytes)
+    return out
+
+
+def read_reused_io(offset: int, length: int, timeout: float) -> IO[bytes | bytearray]:
+    """A large read whose buffer the storage may reuse once it is dropped: parse it, keep no view."""
+    out = yield Read(offset, length, timeout, reuse=True)
     assert out is not None
     return out
 
@@ -183,8 +197,8 @@ class PaxosLease:
         return self._verify(buf)
 
     def _read_area(self) -> IO[tuple[Leader, AreaSlots]]:
-        buf = yield from read_io(self.offset, self.geometry.align_size, self.io_timeout)
-        ld = self._verify(buf)
+        buf = yield from read_reused_io(self.offset, self.geometry.align_size, self.io_timeout)
+        ld = self._verify(bytes(buf[: self.geometry.sector_size]))
         return ld, AreaSlots(buf, self.geometry.sector_size, self._judged(ld))
 
     def _judged(self, ld: Leader) -> int:
@@ -487,7 +501,7 @@ class PaxosLease:
     def _phase_read(
         self, span: int, num_hosts: int, mine: DBlock
     ) -> IO[tuple[DBlock | None, set[tuple[int, int]]]]:
-        buf = yield from read_io(self.offset, span, self.io_timeout)
+        buf = yield from read_reused_io(self.offset, span, self.io_timeout)
         return judge_phase(buf, self.geometry.sector_size, num_hosts, self.host_id, mine)
 
     def _commit(self, cur: Leader, chosen: DBlock, sharers: set[tuple[int, int]], short_hold: bool) -> IO[Leader]:
@@ -614,7 +628,7 @@ def judged_hosts(ld: Leader) -> int:
 
 
 def judge_phase(
-    buf: bytes, sector_size: int, num_hosts: int, host_id: int, mine: DBlock
+    buf: bytes | bytearray, sector_size: int, num_hosts: int, host_id: int, mine: DBlock
 ) -> tuple[DBlock | None, set[tuple[int, int]]]:
     """What a ballot phase concludes from the dblocks it read: the accepted value with the highest
     bal (None: propose ourselves) and the shared holders seen; raises DBLOCK_LVER / DBLOCK_MBAL to abort.

@@ -189,9 +189,10 @@ def throughput(sl: SanlockDaemon, le: LockengineDaemon, path: str, areas: dict[s
                    for part in shares(sl_res, n)]
         le_cmds = [[sys.executable, "-m", "devkit.bench.throughput", "worker", le.socket, "TPL", path,
                     ",".join(map(str, part))] for part in shares(le_res, n)]
-        for key, value in run_clients(sl_cmds, env=sl.env).items():
+        assert sl.proc is not None
+        for key, value in run_clients(sl_cmds, env=sl.env, daemon_pid=sl.proc.pid).items():
             out["sanlock"][f"{key}_{n}"] = value
-        for key, value in run_clients(le_cmds).items():
+        for key, value in run_clients(le_cmds, daemon_pid=le.pid).items():
             out["lockengine"][f"{key}_{n}"] = value
     sl.client("rem_lockspace", "-s", f"TPS:1:{path}:{sl_off}")
     with Client(le.socket, timeout=600) as c:
@@ -476,6 +477,8 @@ def render(r: dict[str, Any]) -> str:
     for n in r["clients"]:
         rows.append((f"acquires/s, {n} client(s)", f"acquire_per_s_{n}", "{:.0f}"))
         rows.append((f"releases/s, {n} client(s)", f"release_per_s_{n}", "{:.0f}"))
+        rows.append(("  daemon CPU per acquire (ms)", f"acquire_cpu_ms_{n}", "{:.3f}"))
+        rows.append(("  daemon CPU per release (ms)", f"release_cpu_ms_{n}", "{:.3f}"))
     held = f"{r['lockspaces']} ls x {r['leases']} leases"
     rows += [
         ("CLI client status, whole process (ms)", "cli_status_ms", "{:.1f}"),

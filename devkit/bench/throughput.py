@@ -4,7 +4,9 @@ Each client process registers, then on "go" acquires its share of the resources 
 reports, and on the next "go" releases them one call at a time. The parent starts every client,
 waits until all are registered, then times each phase from "go" to the last client's report:
 acquires/s = resources / that time. The clients are separate processes (sanlock registers processes,
-and one Python process would share one GIL between the clients).
+and one Python process would share one GIL between the clients). Given the daemon's pid, each phase
+also reports the daemon's CPU time (user + system) per operation: on a machine whose cores are
+shared, what a daemon spends per lease bounds its throughput more than the disk does.
 
     python -m devkit.bench.throughput worker SOCKET LS PATH OFF[,OFF...]   (a lockengine client)
 The sanlock client is ``sanlock_side.py worker`` (Debian's python3 has the binding).
@@ -12,14 +14,26 @@ The sanlock client is ``sanlock_side.py worker`` (Debian's python3 has the bindi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def run_clients(commands: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Start one process per command and time both phases; returns ops per second for each."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def run_clients(commands: Sequence[Sequence[str]], env: dict[str, str] | None = None,
+                daemon_pid: int | None = None) -> dict[str, float]:
+    """Start one process per command and time both phases; returns ops per second for each (and the
+    daemon's CPU milliseconds per op, given its pid)."""
     procs = [subprocess.Popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
              for cmd in commands]
     try:
@@ -31,6 +45,7 @@ def run_clients(commands: Sequence[Sequence[str]], env: dict[str, str] | None = 
         out: dict[str, float] = {}
         for phase in ("acquire", "release"):
             total = 0
+            cpu0 = cpu_seconds(daemon_pid) if daemon_pid else 0.0
             t0 = time.perf_counter()
             for p in procs:
                 assert p.stdin is not None
@@ -43,6 +58,8 @@ def run_clients(commands: Sequence[Sequence[str]], env: dict[str, str] | None = 
                     raise RuntimeError(f"bench client failed in {phase}: {words!r}")
                 total += int(words[1])
             out[f"{phase}_per_s"] = total / (time.perf_counter() - t0)
+            if daemon_pid and total:
+                out[f"{phase}_cpu_ms"] = (cpu_seconds(daemon_pid) - cpu0) * 1000 / total
         for p in procs:
             assert p.stdin is not None
             p.stdin.close()

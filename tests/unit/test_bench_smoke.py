@@ -52,3 +52,14 @@ def test_the_report_shows_the_held_leases_rows() -> None:
     lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
     assert lines["RSS, 1000 leases held (MiB)"].split()[-1] == "2.00x"
     assert lines["slope: RSS per 1000 held leases (MiB)"].split()[-1] == "2.00x"
+
+
+def test_the_report_shows_the_daemons_cpu_per_lease_operation() -> None:
+    le = {"acquire_cpu_ms_8": 1.5, "release_cpu_ms_8": 0.5}
+    sl = {"acquire_cpu_ms_8": 0.5, "release_cpu_ms_8": 0.1}
+    out = render({"device": "/dev/loopX", "io_timeout": 1, "count": 5, "resources": 8, "clients": [8],
+                  "lockspaces": 0, "leases": 0, "growth": [], "growth_idle": 1.0, "lockengine": le,
+                  "sanlock": sl, "ratio_lockengine_to_sanlock": {k: le[k] / sl[k] for k in sl}})
+    rows = [line.split() for line in out.splitlines() if "daemon CPU per" in line]
+    assert [r[3] for r in rows] == ["acquire", "release"]
+    assert [r[-1] for r in rows] == ["3.00x", "5.00x"]

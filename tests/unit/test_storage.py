@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from lockengine import storage
 from lockengine.errors import InputError, LockError
 from lockengine.storage import DirectStorage, device_sector_size, device_size
 from tests.conftest import LoopFactory
@@ -138,3 +139,99 @@ def test_an_io_in_flight_does_not_hold_up_another_threads_io(loop_device: LoopFa
     finally:
         release.set()
         st.close()
+
+
+AREA = 256 << 10  # above storage.POOL_MIN: served from reused buffers
+
+
+def _fill(st: DirectStorage, offset: int, byte: int) -> bytes:
+    data = bytes([byte]) * AREA
+    st.write(offset, data, 5)
+    return data
+
+
+def test_a_reused_read_buffer_goes_to_one_caller_at_a_time(loop_device: LoopFactory) -> None:
+    """read_reused hands a buffer out again only once its caller dropped it: a caller still holding
+    one (or a view of it) never sees another read's bytes land in it."""
+    dev = loop_device(size=4 << 20)
+    with DirectStorage(dev.path) as st:
+        a_data, b_data = _fill(st, 0, 0xAA), _fill(st, 1 << 20, 0xBB)
+        a = st.read_reused(0, AREA, 5)
+        b = st.read_reused(1 << 20, AREA, 5)
+        assert a is not b
+        assert a == a_data and b == b_data
+        a_id = id(a)
+        del a
+        c = st.read_reused(0, AREA, 5)
+        assert id(c) == a_id  # the pool kept it alive, so the same id is the same buffer: reused
+        assert c == a_data and b == b_data
+        view = memoryview(b)
+        del b
+        d = st.read_reused(0, AREA, 5)
+        assert d is not view.obj  # a view keeps its buffer out of the pool
+        assert view == b_data and c == a_data and d == a_data
+        view.release()
+
+
+def test_a_timed_out_reused_read_never_lands_in_another_callers_buffer(
+    loop_device: LoopFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read abandoned at its timeout still copies into its result buffer when the kernel returns;
+    that buffer is not handed to the next read until then, so the late bytes reach nobody."""
+    dev = loop_device(size=4 << 20)
+    release = threading.Event()
+    real_preadv = os.preadv
+    calls = {"n": 0}
+
+    def hanging_preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            release.wait(30)
+        return real_preadv(fd, buffers, offset)
+
+    st = DirectStorage(dev.path)
+    try:
+        a_data, b_data = _fill(st, 0, 0xAA), _fill(st, 1 << 20, 0xBB)
+        hung = [t for t in threading.enumerate() if t.name == f"io:{dev.path}"]
+        assert len(hung) == 1  # the handle's one idle worker: the next I/O runs there
+        monkeypatch.setattr(os, "preadv", hanging_preadv)
+        with pytest.raises(LockError) as e:
+            st.read_reused(0, AREA, 0.2)
+        assert e.value.name == "AIO_TIMEOUT"
+        late_id = id(st._pool[0])  # no reference kept: the abandoned job's is the only other one
+        b = st.read_reused(1 << 20, AREA, 5)
+        assert id(b) != late_id
+        release.set()
+        hung[0].join(30)
+        assert not hung[0].is_alive()
+        assert b == b_data  # the late read (of a_data) landed elsewhere
+        del b
+        c = st.read_reused(1 << 20, AREA, 5)  # both buffers are free again; either may come back
+        assert c == b_data
+        assert a_data != b_data
+    finally:
+        release.set()
+        st.close()
+
+
+def test_the_read_buffer_pool_is_let_go_after_an_idle_spell(loop_device: LoopFactory) -> None:
+    """A burst of large reads leaves no buffers behind: the first I/O after POOL_IDLE seconds without
+    one empties the pool; a buffer a caller still holds stays the caller's, never handed out again."""
+    dev = loop_device(size=4 << 20)
+    now = [1000.0]
+    with DirectStorage(dev.path) as st:
+        st.clock = lambda: now[0]
+        a_data = _fill(st, 0, 0xAA)
+        held = st.read_reused(0, AREA, 5)
+        dropped = st.read_reused(0, AREA, 5)
+        del dropped
+        assert len(st._pool) == 2
+        now[0] += storage.POOL_IDLE / 2
+        st.read(0, 512, 5)
+        assert len(st._pool) == 2  # not idle long enough
+        now[0] += storage.POOL_IDLE
+        st.read(0, 512, 5)
+        assert st._pool == []
+        fresh = [st.read_reused(1 << 20, AREA, 5) for _ in range(2)]
+        assert all(f is not held for f in fresh)
+        assert held == a_data
