@@ -359,17 +359,18 @@ class HostTable:
                 a, b = run * image.run_size, min((run + 1) * AREA_RUN, n) * s
                 for off in range(a, b, s):
                     host_id = off // s + 1
-                    rec = view[off : off + span]
                     known = self._raw.get(host_id)
+                    # (image.startswith compares in C; a memoryview == bytes goes byte by byte.)
                     if known is None:
                         # Never-acquired slots are byte-identical, so one comparison skips each of them.
-                        if self._template is not None and rec[:LEADER_SIZE] == self._template:
+                        if self._template is not None and image.startswith(self._template, off):
                             continue
-                        if self._template is None and _never_acquired(rec):
-                            self._template = bytes(rec[:LEADER_SIZE])
+                        if self._template is None and _never_acquired(view[off : off + span]):
+                            self._template = bytes(view[off : off + LEADER_SIZE])
                             continue
-                    elif rec == known:
+                    elif image.startswith(known, off):  # known is a whole record (span bytes)
                         continue
+                    rec = view[off : off + span]
                     self._note(host_id, bytes(rec), now)
                     if host_id != self.our_host_id and host_id in self._info and bitmap_test(
                         rec[BITMAP_OFFSET:], self.our_host_id
