@@ -15,9 +15,11 @@ from typing import Callable
 from .clock import Clock, abortable_sleep, monotime
 from .errors import InputError, LockError
 from .ondisk import (
+    AREA_RUN,
     BITMAP_OFFSET,
     BITMAP_SIZE,
     LEADER_SIZE,
+    AreaImage,
     DeltaRecord,
     Geometry,
     Leader,
@@ -30,7 +32,7 @@ from .ondisk import (
     verify_delta_leader,
 )
 from .states import HostState
-from .storage import Storage
+from .storage import Storage, read_using
 from .timeouts import DEFAULT_FIRE_TIMEOUT, Timeouts
 
 GEOMETRY_PROBE = 4096
@@ -98,6 +100,7 @@ class DeltaLease:
         self._event = (0, 0, 0)
         self._lock = threading.Lock()
         self.released = released
+        self._area: AreaImage | None = None  # the last area read, updated in place by each renewal
 
     # ------------------------------------------------------------------ helpers
 
@@ -234,17 +237,25 @@ class DeltaLease:
 
     # ------------------------------------------------------------------ renew
 
-    def renew(self) -> bytes:
+    def _read_area(self) -> AreaImage:
+        """The whole lockspace area, read into this lease's one AreaImage (no 1 MiB buffer per renewal)."""
+        if self._area is None:
+            self._area = AreaImage(self.geometry.align_size, self.geometry.sector_size)
+        read_using(self.storage, self.offset, self.geometry.align_size, self.io_timeout, self._area.update)
+        return self._area
+
+    def renew(self) -> AreaImage:
         """Read the whole lockspace, check our slot is still ours, write it with a new timestamp.
 
-        Returns the area read so the caller can judge other hosts. Corruption raises at once
-        (RENEW_OWNER, RENEW_DIFF, LEADER_*); I/O failures raise AIO_TIMEOUT or OSError.
+        Returns the area read so the caller can judge other hosts (HostTable.observe); it is this
+        lease's one image, valid until the next renewal. Corruption raises at once (RENEW_OWNER,
+        RENEW_DIFF, LEADER_*); I/O failures raise AIO_TIMEOUT or OSError.
         """
         if self._last_written is None:
             raise LockError("ERROR", f"host id {self.host_id} in {self.space_name!r} is not held")
         start = self.clock()
         prev_ok, self._prev_renewal_ok = self._prev_renewal_ok, False
-        area = self.storage.read(self.offset, self.geometry.align_size, self.io_timeout)
+        area = self._read_area()
         off = self.geometry.host_offset(self.host_id)
         ld = verify_delta_leader(area, off, self.space_name, at=self.offset + off)
         if (ld.owner_id, ld.owner_generation, ld.resource_name) != (self.host_id, self.generation, self.host_name):
@@ -340,40 +351,46 @@ class HostTable:
         self._info: dict[int, HostInfo] = {}
         self._lock = threading.Lock()
         self._template: bytes | None = None
-        self._prev: memoryview | None = None
+        self._image: AreaImage | None = None  # for areas handed in as bytes
+        self._seen: list[int] | None = None  # the run versions of the image last observed
+        self._seen_of: AreaImage | None = None
         self._invalid: set[int] = set()
 
-    def observe(self, area: bytes, now: float) -> list[HostEvent]:
+    def observe(self, area: bytes | bytearray, now: float) -> list[HostEvent]:
         """Note every slot's record; return the hosts whose bitmap has our bit set.
 
-        Runs on every renewal over up to 2000 slots: runs of 32 sectors equal to the previous read
-        are skipped with one comparison, and never-acquired slots with one comparison each.
+        Runs on every renewal over up to 2000 slots. Only the 32-sector runs of the area that changed
+        since the last observation are looked at (AreaImage versions: a renewal passes its lease's
+        image; other callers' bytes go through this table's own image); in those, a slot equal to its
+        last noted record, or to the never-acquired record, is skipped with one comparison.
         """
         s = self.geometry.sector_size
-        view = memoryview(area)
-        prev = self._prev
+        image = area if isinstance(area, AreaImage) and area.run_size == s * AREA_RUN else self._own_image(area)
+        view = memoryview(image)
         events: list[HostEvent] = []
         span = BITMAP_OFFSET + BITMAP_SIZE
-        n = min(self.geometry.max_hosts, len(area) // s)
-        chunk = 32
+        n = min(self.geometry.max_hosts, len(image) // s)
         with self._lock:
-            for first in range(0, n, chunk):
-                a, b = first * s, min(first + chunk, n) * s
-                if prev is not None and area.startswith(prev[a:b], a):
+            seen = self._seen if self._seen_of is image else None
+            versions = image.versions
+            for run, version in enumerate(versions):
+                if seen is not None and seen[run] == version:
                     continue
+                a, b = run * image.run_size, min((run + 1) * AREA_RUN, n) * s
                 for off in range(a, b, s):
                     host_id = off // s + 1
-                    rec = view[off : off + span]
                     known = self._raw.get(host_id)
+                    # (image.startswith compares in C; a memoryview == bytes goes byte by byte.)
                     if known is None:
                         # Never-acquired slots are byte-identical, so one comparison skips each of them.
-                        if self._template is not None and rec[:LEADER_SIZE] == self._template:
+                        if self._template is not None and image.startswith(self._template, off):
                             continue
-                        if self._template is None and _never_acquired(rec):
-                            self._template = bytes(rec[:LEADER_SIZE])
+                        if self._template is None and _never_acquired(view[off : off + span]):
+                            self._template = bytes(view[off : off + LEADER_SIZE])
                             continue
-                    elif rec == known:
+                    elif image.startswith(known, off):  # known is a whole record (span bytes)
                         continue
+                    rec = view[off : off + span]
                     self._note(host_id, bytes(rec), now)
                     if host_id != self.our_host_id and host_id in self._info and bitmap_test(
                         rec[BITMAP_OFFSET:], self.our_host_id
@@ -382,8 +399,15 @@ class HostTable:
                         events.append(HostEvent(host_id, ld.write_id, ld.write_generation, ld.write_timestamp))
             for info in self._info.values():
                 info.last_check = now
-            self._prev = memoryview(area)
+            self._seen, self._seen_of = list(versions), image
         return events
+
+    def _own_image(self, area: bytes | bytearray) -> AreaImage:
+        """This table's image of areas handed in as bytes (tests, the simulator, the bench)."""
+        if self._image is None or len(self._image) != len(area):
+            self._image = AreaImage(len(area), self.geometry.sector_size)
+        self._image.update(area)
+        return self._image
 
     def observe_slot(self, host_id: int, raw: bytes, now: float) -> HostInfo | None:
         """Note one slot read outside a renewal (paxos acquire re-reads an owner every second)."""
@@ -430,7 +454,7 @@ class HostTable:
     def _state(self, info: HostInfo | None, host_id: int, now: float) -> HostState:
         if info is None:
             # Seen as a never-acquired record: free. Unreadable or not seen yet: unknown.
-            return HostState.FREE if self._prev is not None and host_id not in self._invalid else HostState.UNKNOWN
+            return HostState.FREE if self._seen is not None and host_id not in self._invalid else HostState.UNKNOWN
         if info.timestamp == 0:
             return HostState.FREE
         if host_id == self.our_host_id:

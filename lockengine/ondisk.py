@@ -205,7 +205,7 @@ def _pad_name(name: str) -> bytes:
     return raw.ljust(NAME_LEN, b"\0")
 
 
-def decode_leader(buf: bytes | memoryview, offset: int = 0) -> Leader:
+def decode_leader(buf: bytes | bytearray | memoryview, offset: int = 0) -> Leader:
     f = _LEADER.unpack_from(buf, offset)
     return Leader(
         magic=f[0], version=f[1], flags=f[2], sector_size=f[3], num_hosts=f[4], max_hosts=f[5],
@@ -216,12 +216,12 @@ def decode_leader(buf: bytes | memoryview, offset: int = 0) -> Leader:
     )
 
 
-def leader_checksum_ok(buf: bytes | memoryview, offset: int = 0) -> bool:
+def leader_checksum_ok(buf: bytes | bytearray | memoryview, offset: int = 0) -> bool:
     stored = struct.unpack_from("<I", buf, offset + LEADER_CHECKSUM_LEN)[0]
     return bool(checksum(buf[offset : offset + LEADER_CHECKSUM_LEN]) == stored)
 
 
-def verify_delta_leader(buf: bytes | memoryview, offset: int, space_name: str, at: int | None = None) -> Leader:
+def verify_delta_leader(buf: bytes | bytearray | memoryview, offset: int, space_name: str, at: int | None = None) -> Leader:
     """Decode and check a delta record the way sanlock does; raise LEADER_* on failure.
 
     ``at``: the record's byte offset on the device, for messages (default: ``offset`` in ``buf``)."""
@@ -294,6 +294,40 @@ def bitmap_with(host_ids: set[int] | frozenset[int]) -> bytes:
 
 def decode_delta_sector(buf: bytes | memoryview, offset: int) -> DeltaRecord:
     return DeltaRecord(decode_leader(buf, offset), bytes(buf[offset + BITMAP_OFFSET : offset + BITMAP_OFFSET + BITMAP_SIZE]))
+
+
+AREA_RUN = 32  # sectors an AreaImage compares at once
+
+
+class AreaImage(bytearray):
+    """A lockspace area kept across renewals (one buffer, updated in place).
+
+    update() compares a new read with the image run by run (32 sectors, one comparison each), copies
+    in only the runs that differ and moves their version on. A reader (HostTable) re-judges exactly the
+    runs whose version moved since it last looked: any byte that changed, in any sector, is seen."""
+
+    __slots__ = ("run_size", "versions")
+
+    def __init__(self, length: int, sector_size: int) -> None:
+        super().__init__(length)
+        self.run_size = sector_size * AREA_RUN
+        # Every run starts at version 1: a reader that has never looked (version 0) judges them all.
+        self.versions = [1] * (-(-length // self.run_size))
+
+    def update(self, data: bytes | bytearray | memoryview) -> int:
+        """Make the image equal to ``data`` (same length); returns how many runs changed."""
+        view = memoryview(data)
+        if view.nbytes != len(self):
+            raise ValueError(f"area of {view.nbytes} bytes for an image of {len(self)}")
+        step, versions, changed = self.run_size, self.versions, 0
+        for run in range(len(versions)):
+            a = run * step
+            part = view[a : a + step]
+            if not self.startswith(part, a):
+                self[a : a + len(part)] = part
+                versions[run] += 1
+                changed += 1
+        return changed
 
 
 def new_delta_leader(space_name: str, geom: Geometry, io_timeout: int, magic: int = DELTA_DISK_MAGIC) -> Leader:

@@ -167,8 +167,7 @@ class WatchdogMultiplexer:
                     f"watchdog: lockspace {name!r} expired at {reg.expiry:.1f} (now {now:.1f}); "
                     "a renewal after expiry cannot re-arm it: remove the lockspace",
                 )
-            reg.expiry = expiry
-            log.debug("watchdog: %r expires in %.1f s", name, expiry - now)
+            reg.expiry = expiry  # not logged: one ring line per renewal filled the log_dump ring while idle
 
     def unregister(self, name: str) -> None:
         """The lockspace was removed and all its lease users are gone."""

@@ -65,6 +65,7 @@ TableFactory = Callable[..., HostTable]
 SEAMS = frozenset({
     "storage", "space_name", "host_id", "offset", "host_name", "io_timeout", "fire_timeout", "timeouts",
     "clock", "_sleep", "geometry", "_lock",
+    "_area",  # the renewal's read buffer: made equal to each read, so it carries no state between steps
 })
 
 
