@@ -238,8 +238,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         le_layout = hold_layout(hold_base + n_ls * (n_leases + 1) * MiB, n_ls, n_leases)
         for name, off, resources in sl_layout + le_layout:
             init_areas(path, name, off, resources, io)
-        held_layouts = {side: hold_layout(held_base + i * (n_held + 1) * MiB, 1, n_held)[0] if held_steps else None
-                        for i, side in enumerate(("sanlock", "lockengine"))}
+        # Named apart from the LOCKSPACES x LEASES section's HOLD* lockspaces (both stay joined).
+        held_layouts = {side: ("HELD", *hold_layout(held_base + i * (n_held + 1) * MiB, 1, n_held)[0][1:])
+                        if held_steps else None for i, side in enumerate(("sanlock", "lockengine"))}
         for layout in held_layouts.values():
             if layout is not None:
                 init_areas(path, layout[0], layout[1], layout[2], io)
