@@ -205,6 +205,19 @@ class DirectStorage:
             raise value
         return value
 
+    def _pread(self, fd: int, view: memoryview, offset: int, length: int) -> None:
+        """One whole read into ``view`` (on an I/O worker); a failure or a short read names the I/O
+        (errors.storage_error). Callers hold the view in a ``with``, so it is released before any
+        exception leaves and the mmap can be closed."""
+        try:
+            n = os.preadv(fd, [view], offset)
+        except OSError as exc:
+            raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "read",
+                                 offset, length) from None
+        if n != length:
+            raise StorageIOError(errno.EIO, f"short read: {n} of {length} bytes at {offset}", self.path,
+                                 "read", offset, length)
+
     def read(self, offset: int, length: int, timeout: float) -> bytes:
         self._check_aligned(offset, length)
 
@@ -212,16 +225,8 @@ class DirectStorage:
             def job() -> bytes:
                 # The view is released before any exception leaves, so the mmap can be closed.
                 with w.ensure_buffer(length) as view:
-                    try:
-                        n = os.preadv(w.fd, [view], offset)
-                    except OSError as exc:  # which I/O failed, for the record's name (errors.storage_error)
-                        raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "read",
-                                             offset, length) from None
-                    data = bytes(view)
-                if n != length:
-                    raise StorageIOError(errno.EIO, f"short read: {n} of {length} bytes at {offset}", self.path,
-                                         "read", offset, length)
-                return data
+                    self._pread(w.fd, view, offset, length)
+                    return bytes(view)
 
             return job
 
@@ -261,16 +266,8 @@ class DirectStorage:
         def job_for(w: _Worker) -> Callable[[], object]:
             def job() -> None:
                 with w.ensure_buffer(length) as view:
-                    try:
-                        n = os.preadv(w.fd, [view], offset)
-                    except OSError as exc:
-                        raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "read",
-                                             offset, length) from None
-                    if n == length:
-                        memoryview(out)[:] = view
-                if n != length:
-                    raise StorageIOError(errno.EIO, f"short read: {n} of {length} bytes at {offset}", self.path,
-                                         "read", offset, length)
+                    self._pread(w.fd, view, offset, length)
+                    memoryview(out)[:] = view
 
             return job
 
@@ -332,14 +329,7 @@ class DirectStorage:
 
         def job() -> None:
             with worker.ensure_buffer(length) as view:
-                try:
-                    n = os.preadv(worker.fd, [view], offset)
-                except OSError as exc:
-                    raise StorageIOError(exc.errno or errno.EIO, exc.strerror or str(exc), self.path, "read",
-                                         offset, length) from None
-            if n != length:
-                raise StorageIOError(errno.EIO, f"short read: {n} of {length} bytes at {offset}", self.path,
-                                     "read", offset, length)
+                self._pread(worker.fd, view, offset, length)
 
         worker.jobs.put(job)
         try:
